@@ -1,0 +1,1 @@
+"""The console shared by serial and TCP (SPEC §10)."""

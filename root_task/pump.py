@@ -1,0 +1,182 @@
+"""The root task's single cooperative event loop (SPEC §2.4).
+
+Why one loop: every source (timer, serial, network, in-VM channels) is served from one thread, so
+NineDoor's tables need no locks and a hostile client can only ever cost one bounded callback per
+iteration. Within an iteration sources are served in the SPEC order timer → serial → net → ipc → tx,
+and the loop blocks in ``select`` until the next timer deadline when idle (no busy-waiting).
+"""
+from __future__ import annotations
+
+import heapq
+import itertools
+import selectors
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+SOURCE_ORDER = ("serial", "net", "ipc")
+
+
+@dataclass(order=True)
+class TimerHandle:
+    """A scheduled callback; ``cancel()`` makes the loop skip it."""
+
+    deadline: float
+    seq: int
+    callback: Callable[[], None] = field(compare=False)
+    period: float | None = field(default=None, compare=False)
+    cancelled: bool = field(default=False, compare=False)
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+@dataclass
+class _Registration:
+    reader: Callable[[], None] | None = None
+    source: str = "net"
+    writer: Callable[[], None] | None = None
+
+
+class EventPump:
+    """Selectors-based loop with ordered sources, timers and per-source counters."""
+
+    BATCH = 64  # work items a callback may handle per iteration (SPEC §2.4)
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._selector = selectors.DefaultSelector()
+        self._regs: dict[int, _Registration] = {}
+        self._fileobjs: dict[int, object] = {}
+        self._timers: list[TimerHandle] = []
+        self._seq = itertools.count()
+        self._running = False
+        self.iterations = 0
+        self.counters: dict[str, dict[str, int]] = {
+            name: {"dropped_input_bytes": 0, "deferred_frames": 0} for name in (*SOURCE_ORDER, "tx")
+        }
+
+    # -- registration -------------------------------------------------------------------------
+    def add_reader(self, fileobj, callback: Callable[[], None], source: str = "net") -> None:
+        if source not in SOURCE_ORDER:
+            raise ValueError(f"unknown source {source!r}")
+        reg = self._reg_for(fileobj)
+        reg.reader, reg.source = callback, source
+        self._sync(fileobj)
+
+    def remove_reader(self, fileobj) -> None:
+        fd = _fd(fileobj)
+        if fd in self._regs:
+            self._regs[fd].reader = None
+            self._sync(fileobj)
+
+    def add_writer(self, fileobj, callback: Callable[[], None]) -> None:
+        self._reg_for(fileobj).writer = callback
+        self._sync(fileobj)
+
+    def remove_writer(self, fileobj) -> None:
+        fd = _fd(fileobj)
+        if fd in self._regs:
+            self._regs[fd].writer = None
+            self._sync(fileobj)
+
+    def call_later(self, delay_s: float, callback: Callable[[], None]) -> TimerHandle:
+        handle = TimerHandle(self._clock() + max(0.0, delay_s), next(self._seq), callback)
+        heapq.heappush(self._timers, handle)
+        return handle
+
+    def call_every(self, period_s: float, callback: Callable[[], None]) -> TimerHandle:
+        """Periodic timer; deadlines advance by whole periods so ticks do not drift."""
+        handle = TimerHandle(self._clock() + period_s, next(self._seq), callback, period=period_s)
+        heapq.heappush(self._timers, handle)
+        return handle
+
+    # -- running ------------------------------------------------------------------------------
+    def stop(self) -> None:
+        self._running = False
+
+    def run(self) -> None:
+        self._running = True
+        while self._running:
+            self.run_once()
+
+    def run_once(self, max_wait: float | None = None) -> None:
+        """One iteration: wait for readiness or the next deadline, then serve sources in order."""
+        timeout = self._time_to_next_deadline()
+        if max_wait is not None:
+            timeout = max_wait if timeout is None else min(timeout, max_wait)
+        events = self._selector.select(timeout) if self._fileobjs else _sleep(timeout)
+        self.iterations += 1
+        self._fire_timers()
+        ready_read: dict[str, list[Callable[[], None]]] = {name: [] for name in SOURCE_ORDER}
+        ready_write: list[Callable[[], None]] = []
+        for key, mask in events:
+            reg = self._regs.get(key.fd)
+            if reg is None:
+                continue
+            if mask & selectors.EVENT_READ and reg.reader is not None:
+                ready_read[reg.source].append(reg.reader)
+            if mask & selectors.EVENT_WRITE and reg.writer is not None:
+                ready_write.append(reg.writer)
+        for source in SOURCE_ORDER:
+            for callback in ready_read[source]:
+                if self._running or self._running is False:
+                    callback()
+        for callback in ready_write:
+            callback()
+
+    # -- internals ----------------------------------------------------------------------------
+    def _time_to_next_deadline(self) -> float | None:
+        while self._timers and self._timers[0].cancelled:
+            heapq.heappop(self._timers)
+        if not self._timers:
+            return None
+        return max(0.0, self._timers[0].deadline - self._clock())
+
+    def _fire_timers(self) -> None:
+        now = self._clock()
+        while self._timers and self._timers[0].deadline <= now:
+            handle = heapq.heappop(self._timers)
+            if handle.cancelled:
+                continue
+            if handle.period is not None:
+                # Skip whole missed periods rather than firing a burst after a stall.
+                missed = int((now - handle.deadline) // handle.period) + 1
+                handle.deadline += missed * handle.period
+                heapq.heappush(self._timers, handle)
+            handle.callback()
+
+    def _reg_for(self, fileobj) -> _Registration:
+        fd = _fd(fileobj)
+        self._fileobjs[fd] = fileobj
+        return self._regs.setdefault(fd, _Registration())
+
+    def _sync(self, fileobj) -> None:
+        fd = _fd(fileobj)
+        reg = self._regs[fd]
+        mask = (selectors.EVENT_READ if reg.reader else 0) | (selectors.EVENT_WRITE if reg.writer else 0)
+        try:
+            self._selector.get_key(fd)
+            registered = True
+        except KeyError:
+            registered = False
+        if mask == 0:
+            if registered:
+                self._selector.unregister(fd)
+            del self._regs[fd]
+            del self._fileobjs[fd]
+        elif registered:
+            self._selector.modify(fd, mask)
+        else:
+            self._selector.register(fd, mask)
+
+
+def _fd(fileobj) -> int:
+    return fileobj if isinstance(fileobj, int) else fileobj.fileno()
+
+
+def _sleep(timeout: float | None) -> list:
+    if timeout is None:
+        raise RuntimeError("event pump has nothing to wait for")
+    time.sleep(timeout)
+    return []
