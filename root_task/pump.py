@@ -7,9 +7,12 @@ and the loop blocks in ``select`` until the next timer deadline when idle (no bu
 """
 from __future__ import annotations
 
+import collections
 import heapq
 import itertools
 import selectors
+import socket
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -55,6 +58,14 @@ class EventPump:
         self.counters: dict[str, dict[str, int]] = {
             name: {"dropped_input_bytes": 0, "deferred_frames": 0} for name in (*SOURCE_ORDER, "tx")
         }
+        # Cross-thread calls (host mode tests, cohsh's mock transport) go through a queue plus a
+        # self-pipe so the loop wakes from select() immediately.
+        self._soon: collections.deque[Callable[[], None]] = collections.deque()
+        self._soon_lock = threading.Lock()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self.add_reader(self._wake_r, self._drain_soon, source="ipc")
 
     # -- registration -------------------------------------------------------------------------
     def add_reader(self, fileobj, callback: Callable[[], None], source: str = "net") -> None:
@@ -91,6 +102,32 @@ class EventPump:
         heapq.heappush(self._timers, handle)
         return handle
 
+    def call_soon_threadsafe(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` on the loop thread at the next iteration; safe from any thread."""
+        with self._soon_lock:
+            self._soon.append(callback)
+        try:
+            self._wake_w.send(b"\0")
+        except (BlockingIOError, OSError):
+            pass  # a wakeup is already pending
+
+    def _drain_soon(self) -> None:
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except (BlockingIOError, OSError):
+            pass
+        with self._soon_lock:
+            pending, self._soon = self._soon, collections.deque()
+        for callback in pending:
+            callback()
+
+    def close(self) -> None:
+        self.remove_reader(self._wake_r)
+        self._wake_r.close()
+        self._wake_w.close()
+        self._selector.close()
+
     # -- running ------------------------------------------------------------------------------
     def stop(self) -> None:
         self._running = False
@@ -105,7 +142,7 @@ class EventPump:
         timeout = self._time_to_next_deadline()
         if max_wait is not None:
             timeout = max_wait if timeout is None else min(timeout, max_wait)
-        events = self._selector.select(timeout) if self._fileobjs else _sleep(timeout)
+        events = self._selector.select(timeout)
         self.iterations += 1
         self._fire_timers()
         ready_read: dict[str, list[Callable[[], None]]] = {name: [] for name in SOURCE_ORDER}
@@ -120,8 +157,7 @@ class EventPump:
                 ready_write.append(reg.writer)
         for source in SOURCE_ORDER:
             for callback in ready_read[source]:
-                if self._running or self._running is False:
-                    callback()
+                callback()
         for callback in ready_write:
             callback()
 
@@ -174,9 +210,3 @@ class EventPump:
 def _fd(fileobj) -> int:
     return fileobj if isinstance(fileobj, int) else fileobj.fileno()
 
-
-def _sleep(timeout: float | None) -> list:
-    if timeout is None:
-        raise RuntimeError("event pump has nothing to wait for")
-    time.sleep(timeout)
-    return []

@@ -1,0 +1,104 @@
+"""The one place that knows how to start the guest (SPEC §2.2).
+
+``scripts/qemu-run.sh`` is a thin wrapper around :func:`main`, the pexpect harness calls
+:func:`qemu_command`, so the interactive run, the tests and the benchmarks boot the same machine.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_KERNEL = REPO_ROOT / "out" / "Image"
+DEFAULT_INITRD = REPO_ROOT / "out" / "rootfs.cpio"
+DEFAULT_MANIFEST = REPO_ROOT / "out" / "manifests" / "root_task_resolved.json"
+# quiet + loglevel keep kernel chatter off the console; panic=-1 with -no-reboot turns a PID 1 crash
+# into a QEMU exit instead of a hung guest.
+KERNEL_ARGS = "console=ttyAMA0 panic=-1 quiet loglevel=1"
+MEMORY_MB = 256
+
+
+@dataclass(frozen=True)
+class GuestPorts:
+    """The guest-side ports come from the IR the image was built from."""
+
+    console: int = 31337
+    ninep: int = 564
+    ninep_enabled: bool = False
+
+    @classmethod
+    def from_manifest(cls, path: Path = DEFAULT_MANIFEST) -> "GuestPorts":
+        try:
+            resolved = json.loads(Path(path).read_text())
+        except (OSError, ValueError):
+            return cls()
+        listener = resolved["secure9p"]["tcp_listener"]
+        return cls(console=resolved["console"]["tcp"]["port"], ninep=listener["port"],
+                   ninep_enabled=bool(listener["enable"]))
+
+
+def find_qemu(explicit: str | None = None) -> str:
+    candidate = explicit or os.environ.get("COHESIX_QEMU") or "qemu-system-aarch64"
+    found = shutil.which(candidate)
+    if not found:
+        raise FileNotFoundError(f"{candidate} not found; run toolchain/setup.sh")
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def qemu_command(kernel: Path | str = DEFAULT_KERNEL, initrd: Path | str = DEFAULT_INITRD,
+                 console_port: int = 31337, ninep_port: int = 5640, net: str = "user",
+                 exit_after: float | None = None, qemu: str | None = None,
+                 guest: GuestPorts | None = None, memory_mb: int = MEMORY_MB,
+                 extra_append: str = "") -> list[str]:
+    guest = guest or GuestPorts.from_manifest()
+    append = KERNEL_ARGS
+    if extra_append:
+        append += " " + extra_append
+    if exit_after is not None:
+        append += f" cohesix_exit_after={exit_after:g}"
+    cmd = [find_qemu(qemu), "-machine", "virt,gic-version=3", "-cpu", "cortex-a57", "-smp", "1",
+           "-m", str(memory_mb), "-nographic", "-serial", "mon:stdio", "-no-reboot",
+           "-kernel", str(kernel), "-initrd", str(initrd), "-append", append]
+    if net == "user":
+        forwards = f"hostfwd=tcp:127.0.0.1:{console_port}-:{guest.console}"
+        if guest.ninep_enabled:
+            forwards += f",hostfwd=tcp:127.0.0.1:{ninep_port}-:{guest.ninep}"
+        cmd += ["-netdev", f"user,id=n0,{forwards}", "-device", "virtio-net-device,netdev=n0"]
+    elif net != "none":
+        raise ValueError(f"--net must be user or none, not {net!r}")
+    return cmd
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="qemu-run.sh", description="Boot the Cohesix image under QEMU.")
+    parser.add_argument("--kernel", default=str(DEFAULT_KERNEL))
+    parser.add_argument("--initrd", default=str(DEFAULT_INITRD))
+    parser.add_argument("--console-port", type=int, default=31337)
+    parser.add_argument("--9p-port", dest="ninep_port", type=int, default=5640)
+    parser.add_argument("--net", choices=("user", "none"), default="user")
+    parser.add_argument("--exit-after", type=float, default=None)
+    parser.add_argument("--qemu", default=None)
+    args = parser.parse_args(argv)
+    for label, path in (("kernel", args.kernel), ("initrd", args.initrd)):
+        if not Path(path).is_file():
+            print(f"{label} not found: {path} (run `doit build`)", file=sys.stderr)
+            return 1
+    cmd = qemu_command(args.kernel, args.initrd, args.console_port, args.ninep_port, args.net,
+                       args.exit_after, args.qemu)
+    os.execv(cmd[0], cmd)  # the script exits with QEMU's status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""PID 1 in the VM: prepare the Linux substrate, then run the root task (SPEC §1.2 "VM target").
+
+``/init`` in the boot image is a three-line launcher that puts ``/usr/lib/cohesix`` on ``sys.path``
+and calls :func:`main`. Anything that escapes here powers the machine off, so a crash ends the QEMU
+run instead of leaving a wedged guest.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+GUEST_PYTHON = "/usr/bin/python3"
+GUEST_LIBDIR = "/usr/lib/cohesix"
+NET_MODULES = {"failover", "net_failover", "virtio_mmio", "virtio_net"}
+
+
+def _exit_after() -> float | None:
+    value = os.environ.get("cohesix_exit_after")
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        print(f"ignoring cohesix_exit_after={value!r}: not a number", flush=True)
+        return None
+
+
+def main() -> int:
+    from root_task import platform as substrate
+    from root_task.boot import Platform, RootTask
+    from root_task.config import RuntimeConfig
+
+    try:
+        substrate.mount_pseudo_filesystems()
+        config = RuntimeConfig.from_bootstrap()
+        wants_net = config.console_tcp_enabled or config.ninep_tcp_enabled
+        if wants_net:
+            substrate.load_modules(only=NET_MODULES)
+            substrate.configure_interface("eth0")
+        platform = Platform(
+            bind_addr="0.0.0.0", console_port=config.console_tcp_port, ninep_port=config.ninep_tcp_port,
+            ninep_always=False, serial_in=0, serial_out=1, python=GUEST_PYTHON, pythonpath=GUEST_LIBDIR,
+            isolate_workers=os.getuid() == 0,
+            net_info=(lambda: {"link_up": substrate.link_up("eth0"), **substrate.net_counters("eth0")})
+            if wants_net else None,
+            power_off=substrate.power_off)
+        task = RootTask(config, platform, exit_after_s=_exit_after())
+        return task.run()
+    except BaseException:  # noqa: BLE001 - PID 1 must never just die
+        traceback.print_exc()
+        sys.stderr.flush()
+        if os.getpid() == 1:
+            substrate.power_off()
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,279 @@
+"""The root task: boot transcript, event pump wiring and shutdown (SPEC §2.3–§2.5).
+
+The same class runs as PID 1 in the VM and as ``cohesix-host`` on the host; only the ``Platform``
+differs (see ``root_task.host`` and ``root_task.__main__``), so the two run modes cannot drift.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from root_task.config import RuntimeConfig
+from root_task.pump import EventPump
+
+BANNER = "Cohesix boot: root-task online"
+READY = "Cohesix console ready"
+PROMPT = "cohesix> "
+SHUTDOWN = "root-task shutdown"
+
+
+@dataclass
+class Platform:
+    """What differs between the VM and the host run mode."""
+
+    bind_addr: str                      # "0.0.0.0" in the VM, "127.0.0.1" in host mode
+    console_port: int
+    ninep_port: int
+    ninep_always: bool                  # host mode always offers the 9P listener (SPEC §1.2)
+    serial_in: int | None               # fd; None = no serial console (--no-serial)
+    serial_out: int
+    python: str = sys.executable
+    pythonpath: str = ""
+    isolate_workers: bool = False
+    net_info: Callable[[], dict] | None = None   # link/counter snapshot for /proc/boot's net line
+    power_off: Callable[[], None] = lambda: None
+
+
+class SystemClock:
+    """Wall clock for tickets and budgets, monotonic clock for deadlines."""
+
+    @staticmethod
+    def now_ms() -> int:
+        return time.time_ns() // 1_000_000
+
+    @staticmethod
+    def monotonic() -> float:
+        return time.monotonic()
+
+
+@dataclass
+class RootTask:
+    config: RuntimeConfig
+    platform: Platform
+    exit_after_s: float | None = None
+    clock: SystemClock = field(default_factory=SystemClock)
+
+    def __post_init__(self) -> None:
+        self.pump = EventPump()
+        self.boot_lines: list[str] = []
+        self.ticks = 0
+        self._pending_ticks: list[int] = []
+        self._pong_seen = False
+        self._boot_done = False
+        self._shutting_down = False
+        self.door = None
+        self.workers = None
+        self.serial_console = None
+        self.tcp_console = None
+        self.ninep_listener = None
+        self.exit_status = 0
+
+    # -- serial output ---------------------------------------------------------------------------
+    def emit(self, line: str, record: bool = False) -> None:
+        """Print one transcript line on the serial console (and keep it for /proc/boot if asked)."""
+        if record:
+            self.boot_lines.append(line)
+        _write_all(self.platform.serial_out, (line + "\n").encode())
+
+    def audit(self, line: str) -> None:
+        """Audit lines go to the serial console only (SPEC §10.8)."""
+        if self.serial_console is not None:
+            self.serial_console.print_unsolicited(line)
+        else:
+            self.emit(line)
+
+    # -- boot --------------------------------------------------------------------------------------
+    def boot(self) -> None:
+        """Run the M1 transcript, then bring up NineDoor, consoles and listeners."""
+        self.emit(BANNER, record=True)
+        self.emit(f"manifest schema={self.config.schema} sha256={self.config.manifest_sha256}")
+        self.emit("event-pump: init timer")
+        self.pump.call_every(self.config.tick_s, self._on_tick)
+        self.emit("event-pump: init ipc")
+        self._start_user_component()
+        self.emit("spawned user-component endpoint 1", record=True)
+        deadline = time.monotonic() + 30.0
+        while not self._boot_done:
+            if time.monotonic() > deadline:
+                raise RuntimeError("M1 boot exchange did not complete (no PONG within 30 s)")
+            self.pump.run_once(max_wait=0.5)
+        self._start_services()
+
+    def _start_user_component(self) -> None:
+        from workers.user_component import run_forked
+
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        pid = os.fork()
+        if pid == 0:  # child
+            ours.close()
+            run_forked(theirs)
+        theirs.close()
+        self._component_pid = pid
+        self._component = ours
+        ours.setblocking(False)
+        self.pump.add_reader(ours, self._on_component, source="ipc")
+
+    def _on_tick(self) -> None:
+        self.ticks += 1
+        if not self._boot_done:
+            if self.ticks == 1:
+                self.emit("tick 1", record=True)
+                self.emit("PING 1", record=True)
+                self._component.send(b"PING 1")
+            elif self.ticks <= 3:
+                # Printed in order after PONG 1 (SPEC §2.3 fixes tick 1, PING, PONG, tick 2, tick 3).
+                self._pending_ticks.append(self.ticks)
+                self._flush_boot_ticks()
+            return
+        if self.door is not None:
+            self.door.on_tick()
+        if self.workers is not None and self.ticks % 20 == 0:
+            self.workers.reap()
+            _reap_orphans()
+
+    def _on_component(self) -> None:
+        try:
+            message = self._component.recv(256)
+        except BlockingIOError:
+            return
+        if message == b"PONG 1" and not self._pong_seen:
+            self._pong_seen = True
+            self.emit("PONG 1", record=True)
+            self._flush_boot_ticks()
+        elif not message:
+            self.pump.remove_reader(self._component)
+
+    def _flush_boot_ticks(self) -> None:
+        if not self._pong_seen:
+            return
+        while self._pending_ticks:
+            self.emit(f"tick {self._pending_ticks.pop(0)}", record=True)
+        if self.ticks >= 3 and len(self.boot_lines) >= 7:
+            self._boot_done = True
+            # The exchange happens once per boot: close the channel, the component exits.
+            self.pump.remove_reader(self._component)
+            self._component.close()
+
+    def _start_services(self) -> None:
+        from nine_door.config import NineDoorConfig
+        from nine_door.server import NineDoor
+        from root_task.console.throttle import AttachThrottle
+        from root_task.spawner import WorkerProcesses
+
+        self.emit("event-pump: init ninedoor")
+        self.throttle = AttachThrottle()
+        self.workers = WorkerProcesses(
+            self.pump, self._open_worker_session, python=self.platform.python,
+            pythonpath=self.platform.pythonpath, isolate=self.platform.isolate_workers)
+        door_config = NineDoorConfig.from_resolved(
+            self.config.resolved, self.config.ticket_secrets, self.config.manifest_sha256)
+        self.door = NineDoor(door_config, list(self.boot_lines), self.workers, self.clock,
+                             **_optional_door_kwargs(self))
+        self.emit("event-pump: init serial")
+        self._start_consoles()
+        if self.exit_after_s is not None:
+            self.pump.call_later(self.exit_after_s, self.shutdown)
+        self.emit(READY)
+        if self.serial_console is not None:
+            self.serial_console.start()
+        else:
+            _write_all(self.platform.serial_out, PROMPT.encode())
+
+    def _start_consoles(self) -> None:
+        from root_task.console.context import ConsoleContext
+        from root_task.console.serial import SerialConsole
+        from root_task.console.tcp import TcpConsoleServer
+
+        self.console_ctx = ConsoleContext.for_root_task(self)
+        if self.platform.serial_in is not None and self.config.console.get("serial", True):
+            self.serial_console = SerialConsole(self.pump, self.console_ctx, self.platform.serial_in,
+                                                self.platform.serial_out)
+        ninep = self.config.ninep_tcp_enabled or self.platform.ninep_always
+        if self.config.console_tcp_enabled or ninep:
+            self.emit("event-pump: init net")
+        if self.config.console_tcp_enabled:
+            self.tcp_console = TcpConsoleServer(self.pump, self.console_ctx, self.platform.bind_addr,
+                                                self.platform.console_port, self.audit)
+            self.tcp_console.start()
+            self.emit(f"[net-console] TCP console listening on {self.platform.bind_addr}:{self.platform.console_port}")
+        if ninep:
+            from nine_door.tcp_listener import NinePListener
+
+            self.ninep_listener = NinePListener(self.pump, self.door, self.platform.bind_addr,
+                                                self.platform.ninep_port, self.audit)
+            self.ninep_listener.start()
+            self.emit(f"[ninedoor] 9P listening on {self.platform.bind_addr}:{self.platform.ninep_port}")
+
+    def _open_worker_session(self, role: str, worker_id: str):
+        from nine_door.server import ChannelBinding
+
+        return self.door.open_session(ChannelBinding(kind="channel", origin="channel", role=role,
+                                                     worker_id=worker_id))
+
+    # -- run / shutdown ------------------------------------------------------------------------------
+    def run(self) -> int:
+        self.boot()
+        self.pump.run()
+        return self.exit_status
+
+    def shutdown(self) -> None:
+        """Close every session, stop workers, print the shutdown marker, power off (SPEC §2.5)."""
+        if self._shutting_down:
+            return
+        self._shutting_down = True
+        if self.tcp_console is not None:
+            self.tcp_console.close_all(reason="shutdown")
+        if self.ninep_listener is not None:
+            self.ninep_listener.close_all(reason="shutdown")
+        if self.workers is not None:
+            self.workers.stop_all()
+        if self.serial_console is not None:
+            self.serial_console.stop()
+        _write_all(self.platform.serial_out, f"\n{SHUTDOWN}\n".encode())
+        self.pump.stop()
+        self.platform.power_off()
+
+
+def _optional_door_kwargs(task: RootTask) -> dict:
+    """Pass the shared attach throttle and the net snapshot if this NineDoor version accepts them."""
+    import inspect
+
+    from nine_door.server import NineDoor
+
+    params = inspect.signature(NineDoor).parameters
+    kwargs = {}
+    if "throttle" in params:
+        kwargs["throttle"] = task.throttle
+    if "net_info" in params and task.platform.net_info is not None:
+        kwargs["net_info"] = task.platform.net_info
+    return kwargs
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        try:
+            n = os.write(fd, view)
+        except BlockingIOError:
+            import select
+
+            select.select([], [fd], [], 1.0)
+            continue
+        view = view[n:]
+
+
+def _reap_orphans() -> None:
+    """As PID 1 we inherit orphans; collect them so they do not linger as zombies."""
+    if os.getpid() != 1:
+        return
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
