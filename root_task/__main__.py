@@ -12,7 +12,6 @@ import traceback
 
 GUEST_PYTHON = "/usr/bin/python3"
 GUEST_LIBDIR = "/usr/lib/cohesix"
-NET_MODULES = {"failover", "net_failover", "virtio_mmio", "virtio_net"}
 
 
 def _exit_after() -> float | None:
@@ -36,7 +35,7 @@ def main() -> int:
         config = RuntimeConfig.from_bootstrap()
         wants_net = config.console_tcp_enabled or config.ninep_tcp_enabled
         if wants_net:
-            substrate.load_modules(only=NET_MODULES)
+            substrate.load_modules(groups={"net"})
             substrate.configure_interface("eth0")
         platform = Platform(
             bind_addr="0.0.0.0", console_port=config.console_tcp_port, ninep_port=config.ninep_tcp_port,
@@ -44,7 +43,8 @@ def main() -> int:
             isolate_workers=os.getuid() == 0,
             net_info=(lambda: {"link_up": substrate.link_up("eth0"), **substrate.net_counters("eth0")})
             if wants_net else None,
-            power_off=substrate.power_off)
+            power_off=substrate.power_off,
+            v9fs_selftest=os.environ.get("cohesix_v9fs_selftest") == "1")
         task = RootTask(config, platform, exit_after_s=_exit_after())
         return task.run()
     except BaseException:  # noqa: BLE001 - PID 1 must never just die

@@ -36,6 +36,7 @@ class Platform:
     isolate_workers: bool = False
     net_info: Callable[[], dict] | None = None   # link/counter snapshot for /proc/boot's net line
     power_off: Callable[[], None] = lambda: None
+    v9fs_selftest: bool = False          # boot parameter cohesix_v9fs_selftest=1 (interop test only)
 
 
 class SystemClock:
@@ -178,6 +179,8 @@ class RootTask:
         if self.exit_after_s is not None:
             self.pump.call_later(self.exit_after_s, self.shutdown)
         self.emit(READY)
+        if self.platform.v9fs_selftest and self.ninep_listener is not None:
+            self._start_v9fs_selftest()
         if self.serial_console is not None:
             self.serial_console.start()
         else:
@@ -199,14 +202,22 @@ class RootTask:
             self.tcp_console = TcpConsoleServer(self.pump, self.console_ctx, self.platform.bind_addr,
                                                 self.platform.console_port, self.audit)
             self.tcp_console.start()
-            self.emit(f"[net-console] TCP console listening on {self.platform.bind_addr}:{self.platform.console_port}")
+            self.emit(f"[net-console] TCP console listening on {self.platform.bind_addr}:{self.tcp_console.address[1]}")
         if ninep:
             from nine_door.tcp_listener import NinePListener
 
             self.ninep_listener = NinePListener(self.pump, self.door, self.platform.bind_addr,
                                                 self.platform.ninep_port, self.audit)
             self.ninep_listener.start()
-            self.emit(f"[ninedoor] 9P listening on {self.platform.bind_addr}:{self.platform.ninep_port}")
+            self.emit(f"[ninedoor] 9P listening on {self.platform.bind_addr}:{self.ninep_listener.port}")
+
+    def _start_v9fs_selftest(self) -> None:
+        from nine_door.tickets import mint
+        from root_task import v9fs_selftest
+
+        ticket = mint(self.config.ticket_secrets["queen"], "queen")
+        # Run after the prompt, from the loop, so the listener is already being served.
+        self.pump.call_later(0.1, lambda: v9fs_selftest.start(self.ninep_listener.port, ticket))
 
     def _open_worker_session(self, role: str, worker_id: str):
         from nine_door.server import ChannelBinding

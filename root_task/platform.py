@@ -67,22 +67,32 @@ def load_module(path: str, params: str = "") -> None:
         os.close(fd)
 
 
-def load_modules(order_file: str = MODULES_ORDER_FILE, only: set[str] | None = None) -> list[str]:
-    """Load the image's modules in the recorded dependency order; returns the names loaded."""
+def load_modules(groups: set[str] | None = None, order_file: str = MODULES_ORDER_FILE) -> list[str]:
+    """Load the image's modules in the recorded dependency order; returns the names loaded.
+
+    ``modules.order`` (written by ``build/stage.py``) lists one absolute ``.ko`` path per line, each
+    after its dependencies, and names the groups in comments: ``# net: a b`` (loaded at boot) and
+    ``# 9p: c d`` (loaded on demand by the v9fs self-test).
+    """
     loaded = []
-    base = os.path.dirname(order_file)
     try:
         with open(order_file) as fh:
-            entries = [line.strip() for line in fh if line.strip() and not line.startswith("#")]
+            lines = [line.strip() for line in fh if line.strip()]
     except FileNotFoundError:
         return loaded
-    for entry in entries:
-        path = entry if entry.startswith("/") else os.path.join(base, entry)
-        name = os.path.basename(path).split(".ko")[0]
-        if only is not None and name not in only:
+    members: dict[str, set[str]] = {}
+    for line in lines:
+        head, sep, names = line.lstrip("# ").partition(":")
+        if line.startswith("#") and sep and " " not in head:
+            members[head] = set(names.split())
+    wanted = None if groups is None else set().union(*(members.get(g, set()) for g in groups))
+    for line in lines:
+        if line.startswith("#"):
             continue
-        load_module(path)
-        loaded.append(name)
+        name = os.path.basename(line).split(".ko")[0]
+        if wanted is None or name in wanted:
+            load_module(line)
+            loaded.append(name)
     return loaded
 
 
