@@ -18,9 +18,10 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_KERNEL = REPO_ROOT / "out" / "Image"
 DEFAULT_INITRD = REPO_ROOT / "out" / "rootfs.cpio"
 DEFAULT_MANIFEST = REPO_ROOT / "out" / "manifests" / "root_task_resolved.json"
+# One source for the kernel command line, shared with the image builder (recorded in its manifest):
 # quiet + loglevel keep kernel chatter off the console; panic=-1 with -no-reboot turns a PID 1 crash
 # into a QEMU exit instead of a hung guest.
-KERNEL_ARGS = "console=ttyAMA0 panic=-1 quiet loglevel=1"
+KERNEL_ARGS = (REPO_ROOT / "build" / "kernel_cmdline.txt").read_text().strip()
 MEMORY_MB = 256
 
 

@@ -173,7 +173,7 @@ class RootTask:
         door_config = NineDoorConfig.from_resolved(
             self.config.resolved, self.config.ticket_secrets, self.config.manifest_sha256)
         self.door = NineDoor(door_config, list(self.boot_lines), self.workers, self.clock,
-                             **_optional_door_kwargs(self))
+                             throttle=self.throttle, net_info=self.platform.net_info)
         self.emit("event-pump: init serial")
         self._start_consoles()
         if self.exit_after_s is not None:
@@ -247,21 +247,6 @@ class RootTask:
         _write_all(self.platform.serial_out, f"\n{SHUTDOWN}\n".encode())
         self.pump.stop()
         self.platform.power_off()
-
-
-def _optional_door_kwargs(task: RootTask) -> dict:
-    """Pass the shared attach throttle and the net snapshot if this NineDoor version accepts them."""
-    import inspect
-
-    from nine_door.server import NineDoor
-
-    params = inspect.signature(NineDoor).parameters
-    kwargs = {}
-    if "throttle" in params:
-        kwargs["throttle"] = task.throttle
-    if "net_info" in params and task.platform.net_info is not None:
-        kwargs["net_info"] = task.platform.net_info
-    return kwargs
 
 
 def _write_all(fd: int, data: bytes) -> None:

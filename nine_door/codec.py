@@ -1,0 +1,547 @@
+"""Secure9P wire codec — the fast path the server and client use on every frame.
+
+The layouts are declared once, as ``construct`` schemas, in :mod:`nine_door.codec_schema`;
+that module is the source of truth. Interpreted ``construct`` costs 15–33 µs per message,
+which would dominate the server's per-request budget, so this module re-states the same
+layouts with precompiled :class:`struct.Struct` objects (about 1 µs per message). The two are
+kept identical by differential property tests (``tests/nine_door/test_codec_differential.py``):
+for random valid messages both encoders produce the same bytes, and for random mutated bytes
+both decoders accept or reject alike.
+
+Public API
+----------
+``decode(frame) -> Request | Unsupported``
+    Server side. ``frame`` is one whole frame including ``size[4]``. Supported T-messages
+    decode to their dataclass; any other well-framed type byte (R numbers, Tlerror, 9P2000-only,
+    the §3.8 create/xattr/lock family, unknown bytes) becomes ``Unsupported(type, tag)`` whose
+    ``.errno`` is the §3.8 refusal. Raises only :class:`DecodeError` (``.tag`` when the tag
+    could be read, ``.errno`` = EINVAL).
+``decode_reply(frame) -> Reply``
+    Client side: the R-messages of §3.2. Unknown type bytes raise :class:`DecodeError`.
+``encode(msg) -> bytes``
+    Any T- or R-message dataclass. Raises :class:`EncodeError` (a ``ValueError``) on values that
+    cannot be represented (out-of-range integers, strings with NUL, > 65535 bytes).
+``FrameReader`` / ``frame_size``
+    Stream transports (SPEC §3.10): whole frames, oversize frames reported with their tag,
+    :class:`FramingLost` when the stream can no longer be trusted.
+``split_batch(message) -> list[bytes]``
+    Message transports (SPEC §3.12): a message is 1..N whole frames.
+``encode_dirent`` / ``encode_dirents`` / ``decode_dirents`` / ``dirent_size``
+    The Treaddir entry list carried in ``Rreaddir.data``.
+
+Strictness (SPEC §3.1, §3.10): the size field must equal the frame length, every field must be
+present (no truncation), nothing may follow the last field (no trailing bytes), strings are
+``len[2]`` + UTF-8 with no NUL, and ``Twrite``/``Rread``/``Rreaddir`` ``count`` must equal the
+data bytes present. The decoder never reads outside ``frame``.
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Callable, Union
+
+from nine_door.errors import DecodeError, FramingLost
+from nine_door.messages import (
+    HEADER_SIZE, MAX_FRAME, DirEntry, Qid, Rattach, Rclunk, Rflush, Rgetattr, Rlerror, Rlopen,
+    Rread, Rreaddir, Rstatfs, Rversion, Rwalk, Rwrite, Tattach, Tauth, Tclunk, Tflush, Tgetattr,
+    Tlopen, Tread, Treaddir, Tstatfs, Tversion, Twalk, Twrite, Unsupported,
+    TATTACH, TAUTH, TCLUNK, TFLUSH, TGETATTR, TLOPEN, TREAD, TREADDIR, TSTATFS, TVERSION, TWALK,
+    TWRITE, RATTACH, RCLUNK, RFLUSH, RGETATTR, RLERROR, RLOPEN, RREAD, RREADDIR, RSTATFS,
+    RVERSION, RWALK, RWRITE,
+)
+
+__all__ = [
+    "decode", "decode_reply", "encode", "EncodeError", "FrameReader", "Oversize", "frame_size",
+    "split_batch", "peek_tag", "encode_dirent", "encode_dirents", "decode_dirents",
+    "dirent_size", "DecodeError", "FramingLost",
+]
+
+
+class EncodeError(ValueError):
+    """A message value that has no valid wire form (a bug in the caller, not bad input)."""
+
+
+# --- precompiled layouts ----------------------------------------------------------------------
+_HDR = struct.Struct("<IBH")            # size type tag
+_U16 = struct.Struct("<H")
+_U32 = struct.Struct("<I")
+_QID = struct.Struct("<BIQ")            # 13 bytes
+_I = struct.Struct("<I")                # fid / ecode / count
+_II = struct.Struct("<II")              # fid newfid | fid flags | fid afid
+_IQ = struct.Struct("<IQ")              # fid request_mask
+_IQI = struct.Struct("<IQI")            # fid offset count
+_BIQI = struct.Struct("<BIQI")          # qid iounit
+_GETATTR = struct.Struct("<QBIQIII" + "Q" * 15)   # valid qid mode uid gid nlink … (153)
+_STATFS = struct.Struct("<IIQQQQQQI")   # 60
+_DIRENT_FIXED = struct.Struct("<BIQQB")  # qid offset type (22), then name[s]
+
+assert _GETATTR.size == 153 and _STATFS.size == 60 and _DIRENT_FIXED.size == 22
+
+
+# --- decoding helpers -------------------------------------------------------------------------
+def _short(tag: int, what: str) -> DecodeError:
+    return DecodeError(f"truncated {what}", tag)
+
+
+def _long(tag: int, what: str) -> DecodeError:
+    return DecodeError(f"trailing bytes after {what}", tag)
+
+
+def _exact(f: bytes, n: int, tag: int, what: str) -> None:
+    """Fixed-layout bodies: the frame must be exactly ``n`` bytes long."""
+    if len(f) != n:
+        raise (_short if len(f) < n else _long)(tag, what)
+
+
+def _string(f: bytes, off: int, tag: int, what: str) -> tuple[str, int]:
+    """``len[2]`` + UTF-8 without NUL; returns (text, offset after the string)."""
+    if off + 2 > len(f):
+        raise _short(tag, what)
+    end = off + 2 + (f[off] | (f[off + 1] << 8))
+    if end > len(f):
+        raise _short(tag, what)
+    raw = f[off + 2:end]
+    if b"\x00" in raw:
+        raise DecodeError(f"NUL byte in {what}", tag)
+    try:
+        return raw.decode("utf-8"), end
+    except UnicodeDecodeError:
+        raise DecodeError(f"{what} is not valid UTF-8", tag) from None
+
+
+def _end(f: bytes, off: int, tag: int, what: str) -> None:
+    if off != len(f):
+        raise _long(tag, what)
+
+
+# --- T-message decoders (frame, tag) -> message -----------------------------------------------
+def _d_tversion(f: bytes, tag: int) -> Tversion:
+    if len(f) < 11:
+        raise _short(tag, "Tversion")
+    version, off = _string(f, 11, tag, "Tversion version")
+    _end(f, off, tag, "Tversion")
+    return Tversion(tag, _U32.unpack_from(f, 7)[0], version)
+
+
+def _d_tauth(f: bytes, tag: int) -> Tauth:
+    if len(f) < 11:
+        raise _short(tag, "Tauth")
+    uname, off = _string(f, 11, tag, "Tauth uname")
+    aname, off = _string(f, off, tag, "Tauth aname")
+    if off + 4 != len(f):
+        raise (_short if off + 4 > len(f) else _long)(tag, "Tauth")
+    return Tauth(tag, _U32.unpack_from(f, 7)[0], uname, aname, _U32.unpack_from(f, off)[0])
+
+
+def _d_tattach(f: bytes, tag: int) -> Tattach:
+    if len(f) < 15:
+        raise _short(tag, "Tattach")
+    fid, afid = _II.unpack_from(f, 7)
+    uname, off = _string(f, 15, tag, "Tattach uname")
+    aname, off = _string(f, off, tag, "Tattach aname")
+    if off + 4 != len(f):
+        raise (_short if off + 4 > len(f) else _long)(tag, "Tattach")
+    return Tattach(tag, fid, afid, uname, aname, _U32.unpack_from(f, off)[0])
+
+
+def _d_twalk(f: bytes, tag: int) -> Twalk:
+    if len(f) < 17:
+        raise _short(tag, "Twalk")
+    fid, newfid = _II.unpack_from(f, 7)
+    nwname = f[15] | (f[16] << 8)
+    off = 17
+    names = []
+    for _ in range(nwname):
+        name, off = _string(f, off, tag, "Twalk wname")
+        names.append(name)
+    _end(f, off, tag, "Twalk")
+    return Twalk(tag, fid, newfid, tuple(names))
+
+
+def _d_tlopen(f: bytes, tag: int) -> Tlopen:
+    _exact(f, 15, tag, "Tlopen")
+    fid, flags = _II.unpack_from(f, 7)
+    return Tlopen(tag, fid, flags)
+
+
+def _d_tread(f: bytes, tag: int) -> Tread:
+    _exact(f, 23, tag, "Tread")
+    return Tread(tag, *_IQI.unpack_from(f, 7))
+
+
+def _d_twrite(f: bytes, tag: int) -> Twrite:
+    if len(f) < 23:
+        raise _short(tag, "Twrite")
+    fid, offset, count = _IQI.unpack_from(f, 7)
+    if 23 + count != len(f):
+        raise DecodeError(f"Twrite count {count} != {len(f) - 23} data bytes", tag)
+    return Twrite(tag, fid, offset, f[23:])
+
+
+def _d_tclunk(f: bytes, tag: int) -> Tclunk:
+    _exact(f, 11, tag, "Tclunk")
+    return Tclunk(tag, _I.unpack_from(f, 7)[0])
+
+
+def _d_tgetattr(f: bytes, tag: int) -> Tgetattr:
+    _exact(f, 19, tag, "Tgetattr")
+    return Tgetattr(tag, *_IQ.unpack_from(f, 7))
+
+
+def _d_treaddir(f: bytes, tag: int) -> Treaddir:
+    _exact(f, 23, tag, "Treaddir")
+    return Treaddir(tag, *_IQI.unpack_from(f, 7))
+
+
+def _d_tstatfs(f: bytes, tag: int) -> Tstatfs:
+    _exact(f, 11, tag, "Tstatfs")
+    return Tstatfs(tag, _I.unpack_from(f, 7)[0])
+
+
+def _d_tflush(f: bytes, tag: int) -> Tflush:
+    _exact(f, 9, tag, "Tflush")
+    return Tflush(tag, f[7] | (f[8] << 8))
+
+
+# --- R-message decoders -----------------------------------------------------------------------
+def _qid(f: bytes, off: int) -> Qid:
+    return Qid(*_QID.unpack_from(f, off))
+
+
+def _d_rversion(f: bytes, tag: int) -> Rversion:
+    if len(f) < 11:
+        raise _short(tag, "Rversion")
+    version, off = _string(f, 11, tag, "Rversion version")
+    _end(f, off, tag, "Rversion")
+    return Rversion(tag, _U32.unpack_from(f, 7)[0], version)
+
+
+def _d_rattach(f: bytes, tag: int) -> Rattach:
+    _exact(f, 20, tag, "Rattach")
+    return Rattach(tag, _qid(f, 7))
+
+
+def _d_rwalk(f: bytes, tag: int) -> Rwalk:
+    if len(f) < 9:
+        raise _short(tag, "Rwalk")
+    nwqid = f[7] | (f[8] << 8)
+    _exact(f, 9 + 13 * nwqid, tag, "Rwalk")
+    return Rwalk(tag, tuple(Qid(*_QID.unpack_from(f, 9 + 13 * i)) for i in range(nwqid)))
+
+
+def _d_rlopen(f: bytes, tag: int) -> Rlopen:
+    _exact(f, 24, tag, "Rlopen")
+    qtype, version, path, iounit = _BIQI.unpack_from(f, 7)
+    return Rlopen(tag, Qid(qtype, version, path), iounit)
+
+
+def _d_counted(f: bytes, tag: int, what: str) -> bytes:
+    if len(f) < 11:
+        raise _short(tag, what)
+    count = _U32.unpack_from(f, 7)[0]
+    if 11 + count != len(f):
+        raise DecodeError(f"{what} count {count} != {len(f) - 11} data bytes", tag)
+    return f[11:]
+
+
+def _d_rread(f: bytes, tag: int) -> Rread:
+    return Rread(tag, _d_counted(f, tag, "Rread"))
+
+
+def _d_rwrite(f: bytes, tag: int) -> Rwrite:
+    _exact(f, 11, tag, "Rwrite")
+    return Rwrite(tag, _U32.unpack_from(f, 7)[0])
+
+
+def _d_rclunk(f: bytes, tag: int) -> Rclunk:
+    _exact(f, 7, tag, "Rclunk")
+    return Rclunk(tag)
+
+
+def _d_rgetattr(f: bytes, tag: int) -> Rgetattr:
+    _exact(f, 7 + 153, tag, "Rgetattr")
+    v = _GETATTR.unpack_from(f, 7)
+    return Rgetattr(tag, v[0], Qid(v[1], v[2], v[3]), *v[4:])
+
+
+def _d_rreaddir(f: bytes, tag: int) -> Rreaddir:
+    return Rreaddir(tag, _d_counted(f, tag, "Rreaddir"))
+
+
+def _d_rstatfs(f: bytes, tag: int) -> Rstatfs:
+    _exact(f, 7 + 60, tag, "Rstatfs")
+    return Rstatfs(tag, *_STATFS.unpack_from(f, 7))
+
+
+def _d_rflush(f: bytes, tag: int) -> Rflush:
+    _exact(f, 7, tag, "Rflush")
+    return Rflush(tag)
+
+
+def _d_rlerror(f: bytes, tag: int) -> Rlerror:
+    _exact(f, 11, tag, "Rlerror")
+    return Rlerror(tag, _U32.unpack_from(f, 7)[0])
+
+
+_REQUEST_DECODERS: dict[int, Callable] = {
+    TVERSION: _d_tversion, TAUTH: _d_tauth, TATTACH: _d_tattach, TWALK: _d_twalk,
+    TLOPEN: _d_tlopen, TREAD: _d_tread, TWRITE: _d_twrite, TCLUNK: _d_tclunk,
+    TGETATTR: _d_tgetattr, TREADDIR: _d_treaddir, TSTATFS: _d_tstatfs, TFLUSH: _d_tflush,
+}
+_REPLY_DECODERS: dict[int, Callable] = {
+    RVERSION: _d_rversion, RATTACH: _d_rattach, RWALK: _d_rwalk, RLOPEN: _d_rlopen,
+    RREAD: _d_rread, RWRITE: _d_rwrite, RCLUNK: _d_rclunk, RGETATTR: _d_rgetattr,
+    RREADDIR: _d_rreaddir, RSTATFS: _d_rstatfs, RFLUSH: _d_rflush, RLERROR: _d_rlerror,
+}
+
+
+def _header(frame: bytes) -> tuple[int, int]:
+    if len(frame) < HEADER_SIZE:
+        raise DecodeError(f"frame of {len(frame)} bytes is shorter than the 7-byte header")
+    size, mtype, tag = _HDR.unpack_from(frame)
+    if size != len(frame):
+        raise DecodeError(f"size field {size} != frame length {len(frame)}", tag)
+    return mtype, tag
+
+
+def decode(frame: bytes):
+    """Decode one request frame (server side); see the module docstring."""
+    if type(frame) is not bytes:
+        frame = bytes(frame)
+    mtype, tag = _header(frame)
+    fn = _REQUEST_DECODERS.get(mtype)
+    if fn is None:
+        return Unsupported(mtype, tag)
+    return fn(frame, tag)
+
+
+def decode_reply(frame: bytes):
+    """Decode one reply frame (client side); unknown type bytes raise :class:`DecodeError`."""
+    if type(frame) is not bytes:
+        frame = bytes(frame)
+    mtype, tag = _header(frame)
+    fn = _REPLY_DECODERS.get(mtype)
+    if fn is None:
+        raise DecodeError(f"unexpected reply type {mtype}", tag)
+    return fn(frame, tag)
+
+
+def peek_tag(frame: bytes) -> int | None:
+    """The tag of a frame if at least the header is present (for addressing error replies)."""
+    return frame[5] | (frame[6] << 8) if len(frame) >= HEADER_SIZE else None
+
+
+# --- encoding ---------------------------------------------------------------------------------
+def _s(text: str) -> bytes:
+    raw = text.encode("utf-8")           # surrogates raise UnicodeEncodeError (a ValueError)
+    if len(raw) > 0xFFFF:
+        raise EncodeError("string longer than 65535 bytes")
+    if b"\x00" in raw:
+        raise EncodeError("string contains NUL")
+    return _U16.pack(len(raw)) + raw
+
+
+def _qb(q: Qid) -> bytes:
+    return _QID.pack(q.type, q.version, q.path)
+
+
+_ENCODERS: dict[type, tuple[int, Callable]] = {
+    Tversion: (TVERSION, lambda m: _U32.pack(m.msize) + _s(m.version)),
+    Tauth: (TAUTH, lambda m: _U32.pack(m.afid) + _s(m.uname) + _s(m.aname) + _U32.pack(m.n_uname)),
+    Tattach: (TATTACH, lambda m: _II.pack(m.fid, m.afid) + _s(m.uname) + _s(m.aname)
+              + _U32.pack(m.n_uname)),
+    Twalk: (TWALK, lambda m: _II.pack(m.fid, m.newfid) + _U16.pack(len(m.wnames))
+            + b"".join(_s(n) for n in m.wnames)),
+    Tlopen: (TLOPEN, lambda m: _II.pack(m.fid, m.flags)),
+    Tread: (TREAD, lambda m: _IQI.pack(m.fid, m.offset, m.count)),
+    Twrite: (TWRITE, lambda m: _IQI.pack(m.fid, m.offset, len(m.data)) + bytes(m.data)),
+    Tclunk: (TCLUNK, lambda m: _I.pack(m.fid)),
+    Tgetattr: (TGETATTR, lambda m: _IQ.pack(m.fid, m.request_mask)),
+    Treaddir: (TREADDIR, lambda m: _IQI.pack(m.fid, m.offset, m.count)),
+    Tstatfs: (TSTATFS, lambda m: _I.pack(m.fid)),
+    Tflush: (TFLUSH, lambda m: _U16.pack(m.oldtag)),
+    Rversion: (RVERSION, lambda m: _U32.pack(m.msize) + _s(m.version)),
+    Rattach: (RATTACH, lambda m: _qb(m.qid)),
+    Rwalk: (RWALK, lambda m: _U16.pack(len(m.qids)) + b"".join(_qb(q) for q in m.qids)),
+    Rlopen: (RLOPEN, lambda m: _BIQI.pack(m.qid.type, m.qid.version, m.qid.path, m.iounit)),
+    Rread: (RREAD, lambda m: _U32.pack(len(m.data)) + bytes(m.data)),
+    Rwrite: (RWRITE, lambda m: _U32.pack(m.count)),
+    Rclunk: (RCLUNK, lambda m: b""),
+    Rgetattr: (RGETATTR, lambda m: _GETATTR.pack(
+        m.valid, m.qid.type, m.qid.version, m.qid.path, m.mode, m.uid, m.gid, m.nlink, m.rdev,
+        m.size, m.blksize, m.blocks, m.atime_sec, m.atime_nsec, m.mtime_sec, m.mtime_nsec,
+        m.ctime_sec, m.ctime_nsec, m.btime_sec, m.btime_nsec, m.gen, m.data_version)),
+    Rreaddir: (RREADDIR, lambda m: _U32.pack(len(m.data)) + bytes(m.data)),
+    Rstatfs: (RSTATFS, lambda m: _STATFS.pack(m.type, m.bsize, m.blocks, m.bfree, m.bavail,
+                                              m.files, m.ffree, m.fsid, m.namelen)),
+    Rflush: (RFLUSH, lambda m: b""),
+    Rlerror: (RLERROR, lambda m: _U32.pack(m.ecode)),
+}
+
+
+def encode(msg) -> bytes:
+    """Encode a message dataclass to one whole frame (size field included)."""
+    try:
+        mtype, body_fn = _ENCODERS[type(msg)]
+    except KeyError:
+        raise EncodeError(f"cannot encode {type(msg).__name__}") from None
+    try:
+        body = body_fn(msg)
+        return _HDR.pack(HEADER_SIZE + len(body), mtype, msg.tag) + body
+    except struct.error as exc:
+        raise EncodeError(f"{type(msg).__name__}: {exc}") from None
+
+
+# --- Treaddir entries -------------------------------------------------------------------------
+def dirent_size(name: str) -> int:
+    """Bytes one entry with this name occupies in an Rreaddir body."""
+    return _DIRENT_FIXED.size + 2 + len(name.encode("utf-8"))
+
+
+def encode_dirent(entry: DirEntry) -> bytes:
+    try:
+        name = _s(entry.name)
+        q = entry.qid
+        return _DIRENT_FIXED.pack(q.type, q.version, q.path, entry.offset, entry.type) + name
+    except struct.error as exc:
+        raise EncodeError(f"DirEntry: {exc}") from None
+
+
+def encode_dirents(entries) -> bytes:
+    return b"".join(encode_dirent(e) for e in entries)
+
+
+def decode_dirents(data: bytes) -> tuple[DirEntry, ...]:
+    """Parse an Rreaddir body: whole entries only, strict strings, nothing left over."""
+    data = bytes(data)
+    out = []
+    off = 0
+    while off < len(data):
+        if off + _DIRENT_FIXED.size > len(data):
+            raise DecodeError("truncated directory entry")
+        qtype, version, path, offset, dtype = _DIRENT_FIXED.unpack_from(data, off)
+        name, off = _string(data, off + _DIRENT_FIXED.size, None, "directory entry name")
+        out.append(DirEntry(Qid(qtype, version, path), offset, dtype, name))
+    return tuple(out)
+
+
+# --- framing ----------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Oversize:
+    """A frame with ``msize < size ≤ 1 MiB`` that was read and discarded (reply EMSGSIZE)."""
+
+    tag: int
+    size: int
+
+
+FrameEvent = Union[bytes, Oversize]
+
+
+def frame_size(prefix: bytes) -> int | None:
+    """The declared size of the frame starting at ``prefix``, or None if < 4 bytes are known.
+
+    Raises :class:`FramingLost` for sizes that can never be a frame (< 7 or > 1 MiB).
+    """
+    if len(prefix) < 4:
+        return None
+    size = _U32.unpack_from(prefix)[0]
+    if size < HEADER_SIZE:
+        raise FramingLost(f"frame size {size} < {HEADER_SIZE}")
+    if size > MAX_FRAME:
+        raise FramingLost(f"frame size {size} > 1 MiB")
+    return size
+
+
+class FrameReader:
+    """Incremental frame splitter for stream transports (SPEC §3.10).
+
+    ``push(data)`` buffers bytes; ``pop()`` returns the next event (a whole frame as ``bytes``,
+    or :class:`Oversize` once an oversize frame has been fully discarded) or ``None`` when more
+    bytes are needed. ``feed(data)`` does both and returns every complete event.
+
+    ``msize`` may be changed at any time (after Tversion); it applies to frames not yet popped,
+    which is why the pop-one-at-a-time form exists. Oversize frames are never buffered, so a
+    1 MiB frame costs no memory. :class:`FramingLost` is raised from ``pop``/``feed`` when the
+    next size field is < 7 or > 1 MiB; the reader is unusable afterwards.
+    """
+
+    def __init__(self, msize: int = 8192) -> None:
+        self.msize = msize
+        self._buf = bytearray()
+        self._pos = 0
+        self._discard = 0                # bytes of an oversize frame still to drop
+        self._discard_event: Oversize | None = None
+        self._lost: FramingLost | None = None
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received but not yet returned (excluding discarded oversize bytes)."""
+        return len(self._buf) - self._pos
+
+    def push(self, data: bytes) -> None:
+        if self._pos:
+            del self._buf[:self._pos]
+            self._pos = 0
+        self._buf += data
+
+    def pop(self) -> FrameEvent | None:
+        if self._lost is not None:
+            raise self._lost
+        buf = self._buf
+        if self._discard:
+            take = min(self._discard, len(buf) - self._pos)
+            self._pos += take
+            self._discard -= take
+            if self._discard:
+                return None
+            event, self._discard_event = self._discard_event, None
+            return event
+        pos = self._pos
+        avail = len(buf) - pos
+        if avail < 4:
+            return None
+        try:
+            size = frame_size(buf[pos:pos + 4])
+        except FramingLost as exc:
+            self._lost = exc
+            raise
+        if size > self.msize:
+            if avail < HEADER_SIZE:
+                return None
+            tag = buf[pos + 5] | (buf[pos + 6] << 8)
+            self._discard = size
+            self._discard_event = Oversize(tag, size)
+            return self.pop()
+        if avail < size:
+            return None
+        self._pos = pos + size
+        return bytes(buf[pos:pos + size])
+
+    def feed(self, data: bytes) -> list[FrameEvent]:
+        self.push(data)
+        out: list[FrameEvent] = []
+        while (event := self.pop()) is not None:
+            out.append(event)
+        return out
+
+
+def split_batch(message: bytes) -> list[bytes]:
+    """Split one transport message into its 1..N whole frames (SPEC §3.12, §3.14).
+
+    Raises :class:`FramingLost` when the message is empty, a size field is < 7 or > 1 MiB, or
+    the bytes do not end on a frame boundary. Whether the frames fit the negotiated msize is the
+    server's decision (EMSGSIZE per frame), not a framing failure.
+    """
+    message = bytes(message)
+    if not message:
+        raise FramingLost("empty transport message")
+    frames = []
+    pos = 0
+    end = len(message)
+    while pos < end:
+        size = frame_size(message[pos:pos + 4])
+        if size is None or pos + size > end:
+            raise FramingLost("transport message does not end on a frame boundary")
+        frames.append(message[pos:pos + size])
+        pos += size
+    return frames
