@@ -123,8 +123,18 @@ class QemuGuest:
 
 
 def transcript_markers(serial: str) -> list[str]:
-    """The SPEC §2.3 marker lines found in a serial log, in order (for assertions)."""
+    """The SPEC §2.3 marker lines of the boot transcript, in order, up to the console-ready line.
+
+    Scanning stops there: console output after the prompt (e.g. ``bi``) legitimately repeats lines.
+    """
     wanted = re.compile(r"^(Cohesix boot: root-task online|manifest schema=\S+ sha256=[0-9a-f]{64}|"
                         r"event-pump: init \w+|spawned user-component endpoint 1|tick \d+|PING 1|PONG 1|"
                         r"\[net-console\] .*|\[ninedoor\] .*|Cohesix console ready)$")
-    return [ln for ln in serial.replace("\r", "").split("\n") if wanted.match(ln)]
+    lines = serial.replace("\r", "").split("\n")
+    markers = []
+    for line in lines:
+        if wanted.match(line):
+            markers.append(line)
+            if line == READY:
+                break
+    return markers

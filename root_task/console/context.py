@@ -1,0 +1,251 @@
+"""Everything a console session depends on, in one object (SPEC §10).
+
+Why a context object: serial and TCP sessions share one dispatcher, and that dispatcher needs the same
+handful of collaborators (NineDoor, IR limits, the shared attach throttle, clocks, counters, the log
+append hook, the audit sink). Bundling them keeps the session testable with fakes and keeps the
+adapters (``serial.py``, ``tcp.py``) free of policy.
+
+Construction::
+
+    ctx = ConsoleContext.for_root_task(task)          # PID 1 / host mode (root_task.boot.RootTask)
+    ctx = ConsoleContext(door=door, config=ConsoleConfig.from_runtime(runtime_config),
+                         throttle=Throttle(), clock=clock, pump=pump, audit=print)
+
+The console never re-implements the namespace: :meth:`ConsoleContext.open_bridge` opens a NineDoor
+session over the console bridge binding and wraps it in the 9P client; every file verb goes through it.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Protocol
+
+from root_task.console.parser import ConsoleLimits
+from root_task.console.throttle import Throttle
+
+ROLE_LABELS = ("queen", "worker-heartbeat", "worker-gpu")
+ROLE_ALIASES = {"worker": "worker-heartbeat"}
+
+
+class Clock(Protocol):
+    def now_ms(self) -> int: ...
+    def monotonic(self) -> float: ...
+
+
+class WallClock:
+    """Default clock: epoch ms for tickets and throttling, monotonic seconds for timeouts."""
+
+    @staticmethod
+    def now_ms() -> int:
+        return time.time_ns() // 1_000_000
+
+    @staticmethod
+    def monotonic() -> float:
+        return time.monotonic()
+
+
+@dataclass(frozen=True)
+class ConsoleConfig:
+    """The IR values the console reads (``console.*`` plus a few ``secure9p``/``cas`` values)."""
+
+    auth_token: str = "changeme"
+    idle_timeout_s: float = 300.0
+    auth_timeout_s: float = 5.0
+    max_sessions: int = 4
+    limits: ConsoleLimits = ConsoleLimits()
+    walk_depth: int = 8
+    msize: int = 8192
+    cas_root: str | None = None
+    role_enabled: Mapping[str, bool] = field(
+        default_factory=lambda: {label: True for label in ROLE_LABELS})
+    ticket_secrets: Mapping[str, str] = field(default_factory=dict)
+    serial_echo: bool = True
+
+    @classmethod
+    def from_resolved(cls, resolved: Mapping[str, Any],
+                      ticket_secrets: Mapping[str, str] | None = None) -> "ConsoleConfig":
+        console = resolved.get("console", {})
+        tcp = console.get("tcp", {})
+        s9p = resolved.get("secure9p", {})
+        cas = resolved.get("cas", {}) or {}
+        roles = resolved.get("roles", {})
+        return cls(
+            auth_token=str(console.get("auth_token", "changeme")),
+            idle_timeout_s=float(console.get("idle_timeout_s", 300)),
+            max_sessions=int(tcp.get("max_sessions", 4)),
+            limits=ConsoleLimits.from_mapping(console.get("limits")),
+            walk_depth=int(s9p.get("walk_depth", 8)),
+            msize=int(s9p.get("msize", 8192)),
+            cas_root=str(cas.get("store", {}).get("root", "/updates")) if cas.get("enable") else None,
+            role_enabled={label: bool(roles.get(label, {}).get("enable", True)) for label in ROLE_LABELS},
+            ticket_secrets=dict(ticket_secrets or {}),
+        )
+
+    @classmethod
+    def from_runtime(cls, runtime: Any) -> "ConsoleConfig":
+        """From ``root_task.config.RuntimeConfig`` (anything with ``resolved`` and ``ticket_secrets``)."""
+        return cls.from_resolved(runtime.resolved, getattr(runtime, "ticket_secrets", {}))
+
+
+@dataclass
+class NetStats:
+    """TCP console counters, for the optional ``netstats`` verb (SPEC §10.5)."""
+
+    tcp_sessions: int = 0
+    tcp_total: int = 0
+    frames_rx: int = 0
+    frames_tx: int = 0
+    auth_failures: int = 0
+
+
+@dataclass(frozen=True)
+class Bridge:
+    """One console-bridge NineDoor session and the 9P client speaking over it."""
+
+    session: Any
+    client: Any
+
+    @property
+    def session_id(self) -> str | None:
+        for attr in ("session_id", "sid", "id"):
+            value = getattr(self.session, attr, None)
+            if isinstance(value, int):
+                return str(value)
+        return None
+
+    def close(self) -> None:
+        try:
+            self.session.close()
+        except Exception:  # noqa: BLE001 - closing a dead session must never take the console down
+            pass
+
+
+class TicketRefusal(Exception):
+    """A §4.5 refusal, carrying the console detail (``denied``, ``invalid-claims``, ``expired`` …)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class Claims:
+    """What a validated ticket tells the console: the worker subject (None for queen tickets)."""
+
+    subject: str | None
+
+
+TicketValidator = Callable[[str, str, int], Claims]
+
+
+def default_ticket_validator(secrets: Mapping[str, str]) -> TicketValidator:
+    """§4.5 steps 1–6 via ``nine_door.tickets`` (step 7, the worker record, is NineDoor's attach)."""
+
+    def validate(role: str, ticket: str, now_ms: int) -> Claims:
+        from nine_door import tickets
+
+        try:
+            result = tickets.check(ticket, secrets.get, role, None, now_ms)
+        except tickets.TicketError as exc:
+            raise TicketRefusal(_ticket_detail(exc)) from exc
+        subject = getattr(result, "subject", None)
+        return Claims(subject if subject else None)
+
+    return validate
+
+
+def _ticket_detail(exc: Exception) -> str:
+    detail = str(getattr(exc, "reason", "") or getattr(exc, "detail", "") or exc)
+    return detail if detail in ("denied", "invalid-claims", "expired", "unknown-worker") else "denied"
+
+
+def default_bridge_factory(door: Any, msize: int) -> Callable[[str], Bridge]:
+    """Open ``door.open_session(ChannelBinding(kind="console", origin=…))`` with an in-process client."""
+
+    def open_bridge(origin: str) -> Bridge:
+        from nine_door.client import Client, InProcessTransport
+        from nine_door.server import ChannelBinding
+
+        session = door.open_session(ChannelBinding(kind="console", origin=origin))
+        client = Client(InProcessTransport(session))
+        try:
+            client.version(msize=msize)
+        except Exception:
+            session.close()
+            raise
+        return Bridge(session, client)
+
+    return open_bridge
+
+
+@dataclass(frozen=True)
+class ConsoleContext:
+    """Dependencies of :class:`root_task.console.session.ConsoleSession` and the adapters."""
+
+    door: Any
+    config: ConsoleConfig = ConsoleConfig()
+    throttle: Throttle = field(default_factory=Throttle)
+    clock: Any = field(default_factory=WallClock)
+    pump: Any = None                                   # EventPump: counters and timers
+    audit: Callable[[str], None] = lambda line: None  # serial-only audit sink (SPEC §10.8)
+    net: NetStats = field(default_factory=NetStats)
+    bridge_factory: Callable[[str], Bridge] | None = None
+    ticket_validator: TicketValidator | None = None
+    mem_probe: Callable[[], Mapping[str, int]] | None = None
+
+    @classmethod
+    def for_root_task(cls, task: Any) -> "ConsoleContext":
+        """Wire from ``root_task.boot.RootTask`` (door, pump, clock, shared throttle, audit)."""
+        return cls(door=task.door, config=ConsoleConfig.from_runtime(task.config),
+                   throttle=getattr(task, "throttle", None) or Throttle(), clock=task.clock,
+                   pump=task.pump, audit=task.audit)
+
+    # -- NineDoor ------------------------------------------------------------------------------
+    def open_bridge(self, origin: str) -> Bridge:
+        factory = self.bridge_factory or default_bridge_factory(self.door, self.config.msize)
+        return factory(origin)
+
+    def log_append(self, line: str) -> None:
+        """Server line into ``/log/queen.log`` (SPEC §5.5)."""
+        append = getattr(self.door, "log_append", None)
+        if append is not None:
+            append(line)
+
+    def validate_ticket(self, role: str, ticket: str) -> Claims:
+        validator = self.ticket_validator or default_ticket_validator(self.config.ticket_secrets)
+        return validator(role, ticket, int(self.clock.now_ms()))
+
+    # -- counters ------------------------------------------------------------------------------
+    def throttle_now_ms(self) -> int:
+        """The throttle's time base. NineDoor's 9P listener shares the throttle and passes
+        ``clock.now_ms()``, so the console must use the same clock (epoch ms)."""
+        return int(self.clock.now_ms())
+
+    def mem_counters(self) -> dict[str, int]:
+        """`mem` verb values; NineDoor introspection is optional, missing values read 0."""
+        values = {"workers": 0, "sessions": 0, "telemetry_bytes": 0, "telemetry_capacity": 0,
+                  "cas_bytes": 0}
+        if self.mem_probe is not None:
+            source = dict(self.mem_probe())
+        else:   # NineDoor's introspection properties (nine_door/server.py)
+            door = self.door
+            source = {"workers": getattr(door, "live_workers", 0),
+                      "sessions": getattr(door, "attached_sessions", 0),
+                      "telemetry_bytes": getattr(door, "telemetry_bytes", 0),
+                      "telemetry_capacity": getattr(door, "telemetry_capacity", 0),
+                      "cas_bytes": getattr(door, "cas_bytes", 0)}
+        for key, value in source.items():
+            if key in values and isinstance(value, int):
+                values[key] = value
+        dropped = 0
+        if self.pump is not None:
+            dropped = sum(int(c.get("dropped_input_bytes", 0)) for c in self.pump.counters.values())
+        values["dropped_input_bytes"] = dropped
+        return values
+
+
+def canonical_role(word: str) -> str | None:
+    """Case-insensitive role word → canonical label (alias ``worker``), or None if unknown."""
+    lowered = word.lower()
+    lowered = ROLE_ALIASES.get(lowered, lowered)
+    return lowered if lowered in ROLE_LABELS else None
