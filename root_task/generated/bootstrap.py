@@ -1,0 +1,157 @@
+# GENERATED – do not edit (coh-rtc)
+# manifest sha256 fd800d8371b4cbcfee16bc925ceb5b36eb70c989f8c3e5eba76a800a3f4d4190
+"""Bootstrap constants compiled by coh-rtc from root_task.toml (SPEC §15.2).
+
+This module runs inside the guest, so it imports nothing: every value is a literal. RESOLVED is the
+resolved manifest (the same object as the manifest JSON), and TICKET_SECRETS is the only place ticket
+secrets are emitted.
+"""
+
+MANIFEST_SCHEMA = '1.0'
+MANIFEST_SHA256 = 'fd800d8371b4cbcfee16bc925ceb5b36eb70c989f8c3e5eba76a800a3f4d4190'
+IR_BASENAME = 'root_task.toml'
+
+RESOLVED = {
+    'cas': {
+        'delta': {
+            'enable': False,
+        },
+        'enable': False,
+        'store': {
+            'chunk_bytes': 4096,
+            'hash': 'sha256',
+            'root': '/updates',
+        },
+    },
+    'client_policies': {
+        'cohsh': {
+            'pool': {
+                'control': 2,
+                'telemetry': 4,
+            },
+        },
+        'retry': {
+            'short_write': {
+                'backoff_ms': 5,
+                'max_retries': 3,
+            },
+        },
+    },
+    'console': {
+        'auth_token': 'changeme',
+        'idle_timeout_s': 300,
+        'limits': {
+            'echo': 128,
+            'id': 32,
+            'json': 192,
+            'line': 256,
+            'path': 96,
+            'role': 16,
+            'ticket': 224,
+        },
+        'serial': True,
+        'tcp': {
+            'enable': True,
+            'max_sessions': 4,
+            'port': 31337,
+        },
+    },
+    'gpu': {
+        'backend': 'mock',
+    },
+    'namespace': {
+        'mounts': [],
+    },
+    'observability': {
+        'proc_9p': [],
+        'proc_ingest': {
+            'fields': [],
+            'watch_interval_ms': 0,
+        },
+    },
+    'roles': {
+        'queen': {
+            'enable': True,
+        },
+        'worker-gpu': {
+            'default_budget': {
+                'ops': 64,
+            },
+            'enable': True,
+        },
+        'worker-heartbeat': {
+            'default_budget': {
+                'ops': 10000,
+                'ttl_s': 300,
+            },
+            'enable': True,
+        },
+    },
+    'root_task': {
+        'schema': '1.0',
+    },
+    'secure9p': {
+        'batch_frames': False,
+        'msize': 8192,
+        'short_write_policy': {
+            'backoff_ms': 5,
+            'enable': False,
+        },
+        'tags_per_session': 1,
+        'tcp_listener': {
+            'enable': False,
+            'port': 564,
+        },
+        'walk_depth': 8,
+    },
+    'sharding': {
+        'enable': False,
+        'legacy_worker_alias': True,
+        'scheme': {
+            'kind': 'hex_prefix',
+            'width': 2,
+        },
+    },
+    'system': {
+        'arch': 'aarch64',
+        'machine': 'virt',
+        'max_workers': 1024,
+        'tick_ms': 5,
+    },
+    'telemetry': {
+        'frame_schema': 'text',
+        'memory_budget_bytes': 67108864,
+        'ring_bytes_per_worker': 65536,
+    },
+    'tickets': [
+        {
+            'role': 'queen',
+            'secret_sha256': '333c04dd151a2a6831c039cb9a651df29198be8a04e16ce861d4b6a34a11c954',
+        },
+        {
+            'role': 'worker-gpu',
+            'secret_sha256': '32da4e7cd92540a3ac8d2b008690e7678f435049e315cdb8e5c5dfc8e4711c31',
+        },
+        {
+            'role': 'worker-heartbeat',
+            'secret_sha256': '87eba76e7f3164534045ba922e7770fb58bbd14ad732bbf5ba6f11cc56989e6e',
+        },
+    ],
+}
+
+TICKET_SECRETS = {
+    'queen': 'bootstrap',
+    'worker-gpu': 'worker-gpu',
+    'worker-heartbeat': 'worker',
+}
+
+# Shard labels in ascending order (SPEC §8); empty when sharding is disabled.
+SHARD_LABELS = ()
+
+# Enabled /proc files (SPEC §5.1, §12), sorted.
+PROC_NODES = (
+    '/proc/boot',
+)
+
+# Ed25519 public key for CAS manifests (SPEC §13.2), or None when signing is not configured.
+CAS_PUBKEY_HEX = None
