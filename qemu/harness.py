@@ -31,12 +31,14 @@ class QemuGuest:
     boot_timeout: float = 90.0
     extra_append: str = ""
     guest_ports: GuestPorts | None = None
+    extra_args: tuple[str, ...] = ()       # appended verbatim to the QEMU command line
     child: pexpect.spawn | None = field(default=None, init=False)
     boot_seconds: float | None = field(default=None, init=False)
 
     def command(self) -> list[str]:
         return qemu_command(self.kernel, self.initrd, self.console_port, self.ninep_port, self.net,
-                            self.exit_after, self.qemu_bin, self.guest_ports, extra_append=self.extra_append)
+                            self.exit_after, self.qemu_bin, self.guest_ports,
+                            extra_append=self.extra_append) + list(self.extra_args)
 
     def start(self, wait_ready: bool = True) -> "QemuGuest":
         for label, path in (("kernel", self.kernel), ("initrd", self.initrd)):

@@ -99,6 +99,14 @@ class TcpConsoleServer:
             self._listener.close()
             self._listener = None
 
+    def adopt(self, sock: socket.socket, peer: tuple) -> None:
+        """Serve an already-connected socket as a new TCP-console connection (AUTH first).
+
+        Used by ``cohsh --transport mock``: the in-process system hands one end of a socketpair here,
+        so the mock speaks exactly the same framed protocol as a real TCP client.
+        """
+        self._admit(sock, peer)
+
     # -- accept --------------------------------------------------------------------------------
     def _on_accept(self) -> None:
         if self._listener is None:

@@ -44,7 +44,7 @@ def test_host_mode_transcript_console_and_clean_shutdown(tmp_path):
     serial = (tmp_path / "serial.log").read_text()
     assert_transcript(serial, "127.0.0.1", console, ninep)
     # /proc/boot (through `bi`) starts with the recorded transcript lines.
-    assert "OK BOOTINFO\r\nCohesix boot: root-task online\r\nspawned user-component endpoint 1" in serial.replace("\r\r", "\r")
+    assert "OK BOOTINFO\nCohesix boot: root-task online\nspawned user-component endpoint 1" in serial.replace("\r", "")
 
 
 def test_host_mode_exit_after_shuts_down_with_status_zero(tmp_path):

@@ -1,0 +1,173 @@
+"""Build the boot payload: stage → ELF audit → newc cpio → zstd → ``out/rootfs.cpio`` (+ kernel, manifest).
+
+Outputs (all under ``--out``, default ``out/``):
+
+- ``rootfs.cpio``: the compressed payload given to QEMU as ``-initrd`` (zstd; the kernel detects the
+  compression by its magic bytes, so the name keeps the SPEC's ``.cpio``);
+- ``Image``: the arm64 kernel decompressed from Debian's gzip'd ``vmlinuz`` (QEMU's ``-kernel`` boots a
+  raw Image on every version; gzip support depends on the QEMU build);
+- ``rootfs.manifest.json``: every entry (path, mode, size, sha256) plus the payload's size/sha256, the
+  pinned Debian packages and what the staging step chose, so a size regression can be explained;
+- then ``ci/size_guard.sh`` runs on the payload (SPEC §2.1, red line R7) and its verdict is the build's.
+
+Why zstd at level 19: SPEC allows gzip, xz (crc32) or zstd; xz is ~10% smaller but adds ~0.7 s of
+boot under TCG, gzip is ~20% larger. zstd decompresses fastest, and single-threaded compression with a
+fixed level is byte-for-byte deterministic.
+"""
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import json
+import lzma
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import zstandard
+
+from . import cpio, elf_audit, stage
+
+REPO = Path(__file__).resolve().parent.parent
+ZSTD_LEVEL = 19
+KERNEL_CMDLINE_FILE = Path(__file__).resolve().parent / "kernel_cmdline.txt"
+
+
+def kernel_cmdline() -> str:
+    """The one kernel command line shared by scripts/qemu-run.sh, the harness and the docs."""
+    return KERNEL_CMDLINE_FILE.read_text().strip()
+
+
+def log(msg: str) -> None:
+    print(f"[image] {msg}", file=sys.stderr, flush=True)
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _write_if_changed(path: Path, data: bytes) -> None:
+    """Atomic replace, skipped when identical (keeps mtimes stable for tools that look at them)."""
+    if path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data:
+        return
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def compress(raw: bytes, level: int = ZSTD_LEVEL, method: str = "zstd") -> bytes:
+    """Compress the cpio; both methods are single-threaded with fixed parameters (deterministic)."""
+    if method == "zstd":
+        cctx = zstandard.ZstdCompressor(level=level, threads=0, write_checksum=True, write_content_size=True)
+        return cctx.compress(raw)
+    if method == "xz":
+        # The kernel's XZ decoder accepts only CRC32 (or no) integrity checks and the LZMA2 filter.
+        filters = [{"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME, "dict_size": 16 << 20}]
+        return lzma.compress(raw, format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC32, filters=filters)
+    raise ValueError(f"unknown compression {method!r}")
+
+
+def extract_kernel(guest_root: Path) -> tuple[str, bytes]:
+    images = sorted((guest_root / "boot").glob("vmlinuz-*"))
+    if len(images) != 1:
+        raise RuntimeError(f"expected one vmlinuz under {guest_root / 'boot'}, found {images}")
+    data = images[0].read_bytes()
+    if data[:2] == b"\x1f\x8b":
+        data = gzip.decompress(data)
+    if data[0x38:0x3C] != b"ARM\x64":
+        raise RuntimeError(f"{images[0].name} is not an arm64 Image (no ARM\\x64 magic at 0x38)")
+    return images[0].name, data
+
+
+def size_guard(payload: Path) -> int:
+    proc = subprocess.run(["sh", str(REPO / "ci/size_guard.sh"), str(payload)], text=True, capture_output=True)
+    sys.stderr.write(proc.stdout + proc.stderr)
+    return proc.returncode
+
+
+def build(out: Path, init_source: str | None = None, level: int = ZSTD_LEVEL, method: str = "zstd") -> dict:
+    """Run the whole pipeline; return the manifest. Raises on any failed step."""
+    out = Path(out)
+    guest_root = out / "cache/guest-root"
+    lock_path = out / "cache/guest-lock.json"
+    if not (guest_root / ".cohesix-lock-sha256").is_file():
+        raise SystemExit(f"{guest_root} is missing: run toolchain/setup.sh (or toolchain/guest_fetch.py) first")
+    t0 = time.monotonic()
+
+    log("staging the guest tree")
+    extra, report = stage.stage(REPO, guest_root, out / "stage", init_source=init_source)
+    t1 = time.monotonic()
+
+    log("auditing ELF files")
+    infos = elf_audit.audit(out / "stage")
+    log(f"ELF audit OK: {len(infos)} ELF files, all EM_AARCH64, all DT_NEEDED present")
+
+    entries = cpio.entries_from_tree(out / "stage") + extra
+    raw = cpio.write_newc(entries)
+    t2 = time.monotonic()
+    log(f"cpio: {len(entries)} entries, {len(raw)} bytes raw")
+
+    payload = compress(raw, level, method)
+    t3 = time.monotonic()
+    log(f"{method}{' -' + str(level) if method == 'zstd' else ''}: {len(payload)} bytes "
+        f"({len(payload) / len(raw):.1%} of raw, {len(payload) / 1048576:.2f} MiB)")
+    _write_if_changed(out / "rootfs.cpio", payload)
+
+    kname, kernel = extract_kernel(guest_root)
+    _write_if_changed(out / "Image", kernel)
+    log(f"kernel: {kname} -> Image ({len(kernel)} bytes)")
+
+    manifest = {
+        "payload": {"path": "rootfs.cpio", "format": f"newc+{method}", "level": level if method == "zstd" else "9e",
+                    "size": len(payload), "sha256": _sha256(payload), "raw_size": len(raw),
+                    "raw_sha256": _sha256(raw), "limit": 4194304},
+        "kernel": {"path": "Image", "source": kname, "size": len(kernel), "sha256": _sha256(kernel),
+                   "cmdline": kernel_cmdline()},
+        "guest_lock": json.loads(lock_path.read_text()) if lock_path.is_file() else None,
+        "staged": {
+            "stdlib_zip_modules": report.stdlib_modules,
+            "lib_dynload": report.dynload_modules,
+            "builtin_modules_used": report.builtin_modules,
+            "libraries": report.libraries,
+            "kernel_modules": report.kernel_modules,
+            "third_party": report.third_party,
+            "warnings": report.warnings,
+        },
+        "entries": [
+            {"path": "/" + e.path, "mode": oct(e.mode)[2:].rjust(6, "0"), "size": len(e.data),
+             "sha256": _sha256(e.data)} | ({"rdev": list(e.rdev)} if e.kind in ("chr", "blk") else {})
+            | ({"target": e.data.decode()} if e.kind == "symlink" else {})
+            for e in sorted(entries, key=lambda e: e.path.encode())
+        ],
+    }
+    _write_if_changed(out / "rootfs.manifest.json", (json.dumps(manifest, indent=1) + "\n").encode())
+    log(f"timings: stage {t1 - t0:.1f}s, audit+cpio {t2 - t1:.1f}s, zstd {t3 - t2:.1f}s, "
+        f"total {time.monotonic() - t0:.1f}s")
+
+    rc = size_guard(out / "rootfs.cpio")
+    if rc != 0:
+        raise SystemExit(f"size guard failed (exit {rc})")
+    return manifest
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python3 -m build.image", description="Build out/rootfs.cpio and out/Image")
+    ap.add_argument("--out", default=os.environ.get("COHESIX_OUT", str(REPO / "out")))
+    ap.add_argument("--init", type=Path, help="use this file as /init instead of the root-task launcher "
+                                              "(for experiments; the result is not the product image)")
+    ap.add_argument("--level", type=int, default=ZSTD_LEVEL, help=f"zstd level (default {ZSTD_LEVEL})")
+    ap.add_argument("--compress", choices=("zstd", "xz"), default="zstd", help="payload compression (default zstd)")
+    args = ap.parse_args(argv)
+    try:
+        build(Path(args.out), args.init.read_text() if args.init else None, args.level, args.compress)
+    except elf_audit.ElfAuditError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,307 @@
+"""Shell commands (SPEC §11.4) → console wire lines.
+
+Why a pure translation layer: the script checker, the REPL and one-shot mode must agree exactly on
+what a command means, and local refusals (bad path, missing ticket, unknown spawn option) must look
+like server refusals so scripts can ``EXPECT ERR`` them. Nothing here touches the network.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+# Local path rules (SPEC §11.4): absolute, valid components, depth ≤ 8, ≤ 96 characters.
+MAX_PATH_CHARS = 96
+MAX_PATH_DEPTH = 8
+
+ROLE_ALIASES = {
+    "queen": "queen",
+    "worker": "worker-heartbeat",
+    "worker-heartbeat": "worker-heartbeat",
+    "worker-gpu": "worker-gpu",
+}
+WORKER_ROLES = frozenset({"worker-heartbeat", "worker-gpu"})
+
+# Shell commands whose interrupted execution may be repeated after a reconnect (SPEC §11.6).
+READ_ONLY = frozenset({"ping", "log", "tail", "cat", "ls"})
+
+MSIZE_OVERFLOW_TOKEN = "{{msize_overflow}}"
+MSIZE_OVERFLOW_BYTES = 8256
+
+
+def msize_overflow_payload() -> str:
+    """An 8256-byte JSON object: larger than any frame the console accepts (negative test)."""
+    head, tail = '{"overflow":"', '"}'
+    return head + "A" * (MSIZE_OVERFLOW_BYTES - len(head) - len(tail)) + tail
+
+
+HELP_LINES = (
+    "Cohesix command surface:",
+    "attach <role> [ticket]   (alias: login; roles queen, worker-heartbeat|worker, worker-gpu)",
+    "detach",
+    "ping",
+    "log",
+    "tail <path>",
+    "cat <path>",
+    "ls <path>",
+    "echo <text> > <path>",
+    "spawn heartbeat ticks=<n> [ttl_s=<n>] [ops=<n>]",
+    "spawn gpu gpu_id=<G> mem_mb=<n> streams=<n> ttl_s=<n> [priority=<n>] [ops=<n>]",
+    "kill <worker-id>",
+    "bind <from> <to>",
+    "mount <service> <at>",
+    "pool bench path=<p> ops=<n> [batch=<k>] [payload=<text>]",
+    "help",
+    "quit",
+)
+
+
+@dataclass(frozen=True)
+class Command:
+    """A shell command ready to execute.
+
+    ``wire`` is the console line to send, or ``None`` for commands handled locally (help, quit's
+    local part). ``label`` is the canonical role for ``attach``.
+    """
+
+    name: str
+    wire: str | None
+    read_only: bool = False
+    label: str | None = None
+
+
+@dataclass(frozen=True)
+class LocalError:
+    """A refusal produced without contacting the server; ``line`` is the synthetic response line."""
+
+    line: str
+    message: str
+    print_line: bool = False  # True: print ``line`` itself (pool bench) instead of ``Error: <message>``
+
+
+def policy_error(verb: str, detail: str, message: str) -> LocalError:
+    return LocalError(f"ERR {verb} reason=policy detail={detail} msg={message}", message)
+
+
+Translation = Command | LocalError
+
+
+def path_problem(path: str) -> str | None:
+    """Why ``path`` is not a valid console path, or ``None`` when it is."""
+    if len(path) > MAX_PATH_CHARS:
+        return f"longer than {MAX_PATH_CHARS} characters"
+    if not path.startswith("/"):
+        return "must be absolute"
+    if any(ch.isspace() for ch in path):
+        return "contains whitespace"
+    if path == "/":
+        return None
+    parts = path[1:].split("/")
+    for part in parts:
+        if part == "":
+            return "empty component"
+        if part in (".", ".."):
+            return f"disallowed component '{part}'"
+        if "\0" in part:
+            return "NUL in component"
+    if len(parts) > MAX_PATH_DEPTH:
+        return f"depth {len(parts)} exceeds {MAX_PATH_DEPTH}"
+    return None
+
+
+def _check_path(verb: str, path: str) -> LocalError | None:
+    problem = path_problem(path)
+    if problem is None:
+        return None
+    return policy_error(verb, "invalid-path", f"invalid path {path}: {problem}")
+
+
+def canonical_role(word: str) -> str | None:
+    return ROLE_ALIASES.get(word.lower())
+
+
+def _compact(obj: object) -> str:
+    return json.dumps(obj, separators=(",", ":"))
+
+
+def translate(line: str) -> Translation:
+    """Translate one shell line (already comment-stripped and trimmed) into a command."""
+    text = line.strip()
+    word, _, rest = text.partition(" ")
+    name = word.lower()
+    rest = rest.strip()
+    args = rest.split()
+    handler = _HANDLERS.get(name)
+    if handler is None:
+        # Console verbs cohsh has no sugar for (bi, caps, mem, test, netstats, or a typo) go through
+        # unchanged, so the server's own answer (e.g. ERR PARSE … unknown-verb) is what the user sees.
+        return Command("raw", text)
+    return handler(name, rest, args)
+
+
+def _attach(name: str, rest: str, args: list[str]) -> Translation:
+    if not args:
+        return policy_error("ATTACH", "missing-argument", "attach requires a role")
+    if len(args) > 2:
+        return policy_error("ATTACH", "missing-argument", "usage: attach <role> [ticket]")
+    label = canonical_role(args[0])
+    ticket = args[1] if len(args) == 2 else None
+    if label in WORKER_ROLES and ticket is None:
+        return policy_error("ATTACH", "invalid-claims", f"role {label} requires a ticket")
+    wire_role = label if label is not None else args[0]
+    wire = f"ATTACH {wire_role}" + (f" {ticket}" if ticket else "")
+    return Command("attach", wire, label=label)
+
+
+def _no_args(wire: str | None):
+    def handler(name: str, rest: str, args: list[str]) -> Translation:
+        if args:
+            return policy_error(name.upper(), "missing-argument", f"{name} takes no arguments")
+        return Command(name, wire, read_only=name in READ_ONLY)
+
+    return handler
+
+
+def _one_path(name: str, rest: str, args: list[str]) -> Translation:
+    verb = name.upper()
+    if len(args) != 1:
+        return policy_error(verb, "missing-argument", f"usage: {name} <path>")
+    err = _check_path(verb, args[0])
+    if err is not None:
+        return err
+    return Command(name, f"{verb} {args[0]}", read_only=name in READ_ONLY)
+
+
+def _unquote(text: str) -> str:
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
+        return text[1:-1]
+    return text
+
+
+def _echo(name: str, rest: str, args: list[str]) -> Translation:
+    text, sep, path = rest.partition(">")
+    path = path.strip()
+    if not sep or not path:
+        return policy_error("ECHO", "missing-argument", "usage: echo <text> > <path>")
+    err = _check_path("ECHO", path)
+    if err is not None:
+        return err
+    payload = _unquote(text.strip())
+    if payload == MSIZE_OVERFLOW_TOKEN:
+        payload = msize_overflow_payload()
+    wire = f"ECHO {path} {payload}" if payload else f"ECHO {path}"
+    return Command("echo", wire)
+
+
+def _ctl(name: str, obj: object) -> Command:
+    return Command(name, f"ECHO /queen/ctl {_compact(obj)}")
+
+
+def _parse_options(args: list[str]) -> tuple[dict[str, str], list[str]]:
+    """Split ``key=value`` words; return the options and the words that are not of that shape."""
+    opts: dict[str, str] = {}
+    bad: list[str] = []
+    for arg in args:
+        key, eq, value = arg.partition("=")
+        if not eq or not key or not value:
+            bad.append(arg)
+        else:
+            opts[key] = value
+    return opts, bad
+
+
+_HEARTBEAT_WORDS = frozenset({"heartbeat", "worker", "worker-heartbeat"})
+_GPU_WORDS = frozenset({"gpu", "worker-gpu"})
+_HEARTBEAT_KEYS = ("ticks", "ttl_s", "ops")
+_GPU_KEYS = ("gpu_id", "mem_mb", "streams", "ttl_s", "priority", "ops")
+
+
+def _spawn(name: str, rest: str, args: list[str]) -> Translation:
+    if not args:
+        return policy_error("SPAWN", "missing-argument", "usage: spawn heartbeat|gpu <options>")
+    kind = args[0].lower()
+    opts, bad = _parse_options(args[1:])
+    if bad:
+        return policy_error("SPAWN", "invalid-payload", f"malformed spawn options: {' '.join(bad)}")
+    if kind in _HEARTBEAT_WORDS:
+        allowed, required = _HEARTBEAT_KEYS, ("ticks",)
+    elif kind in _GPU_WORDS:
+        allowed, required = _GPU_KEYS, ("gpu_id", "mem_mb", "streams", "ttl_s")
+    else:
+        return policy_error("SPAWN", "invalid-payload", f"unknown spawn role {args[0]}")
+    unknown = [k for k in opts if k not in allowed]
+    if unknown:
+        return policy_error("SPAWN", "invalid-payload", f"unknown spawn options: {', '.join(unknown)}")
+    missing = [k for k in required if k not in opts]
+    if missing:
+        return policy_error("SPAWN", "missing-argument", f"spawn {kind} requires {', '.join(missing)}")
+    ints: dict[str, int] = {}
+    for key, value in opts.items():
+        if key == "gpu_id":
+            continue
+        if not value.isascii() or not value.isdigit():
+            return policy_error("SPAWN", "invalid-payload", f"{key} must be a non-negative integer")
+        ints[key] = int(value)
+    if kind in _HEARTBEAT_WORDS:
+        obj: dict[str, object] = {"spawn": "heartbeat", "ticks": ints["ticks"]}
+        budget = {k: ints[k] for k in ("ttl_s", "ops") if k in ints}
+    else:
+        lease: dict[str, object] = {"gpu_id": opts["gpu_id"]}
+        for key in ("mem_mb", "streams", "ttl_s", "priority"):
+            if key in ints:
+                lease[key] = ints[key]
+        obj = {"spawn": "gpu", "lease": lease}
+        budget = {"ops": ints["ops"]} if "ops" in ints else {}
+    if budget:
+        obj["budget"] = budget
+    return _ctl("spawn", obj)
+
+
+def _kill(name: str, rest: str, args: list[str]) -> Translation:
+    if len(args) != 1:
+        return policy_error("KILL", "missing-argument", "usage: kill <worker-id>")
+    return _ctl("kill", {"kill": args[0]})
+
+
+def _bind(name: str, rest: str, args: list[str]) -> Translation:
+    if len(args) != 2:
+        return policy_error("BIND", "missing-argument", "usage: bind <from> <to>")
+    for path in args:
+        err = _check_path("BIND", path)
+        if err is not None:
+            return err
+    return _ctl("bind", {"bind": {"from": args[0], "to": args[1]}})
+
+
+def _mount(name: str, rest: str, args: list[str]) -> Translation:
+    if len(args) != 2:
+        return policy_error("MOUNT", "missing-argument", "usage: mount <service> <at>")
+    err = _check_path("MOUNT", args[1])
+    if err is not None:
+        return err
+    return _ctl("mount", {"mount": {"service": args[0], "at": args[1]}})
+
+
+def _pool(name: str, rest: str, args: list[str]) -> Translation:
+    # Session pools (SPEC §11.7) are milestone M12; until then the command answers in its own grammar.
+    message = "session pools are not implemented in this build"
+    return LocalError(f"ERR POOL BENCH reason=unsupported msg={message}", message, print_line=True)
+
+
+_HANDLERS = {
+    "attach": _attach,
+    "login": _attach,
+    "detach": _no_args("quit"),
+    "ping": _no_args("PING"),
+    "help": _no_args(None),
+    "quit": _no_args("quit"),
+    "log": _no_args("LOG"),
+    "tail": _one_path,
+    "cat": _one_path,
+    "ls": _one_path,
+    "echo": _echo,
+    "spawn": _spawn,
+    "kill": _kill,
+    "bind": _bind,
+    "mount": _mount,
+    "pool": _pool,
+}

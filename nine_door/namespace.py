@@ -1,0 +1,254 @@
+"""The synthetic namespace for schema 1.0/1.1 (SPEC §5.1), access policy (§5.3) and mount tables (§5.6).
+
+Why the policy is a function of (zone, identity) and not per-node ACLs: the matrix in §5.3 is small and
+identical for every worker, so nodes only record *which row* they are (their zone and owning worker) and
+one function answers every access question. Walks, opens, readdir filtering and getattr mode bits all
+ask the same function, so they cannot disagree.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+from .errors import EACCES, EINVAL, ENOENT, ENOTDIR, NineError
+from .nodes import (CtlNode, DirNode, LogNode, Node, RingNode, SnapshotNode, ZONE_LOG, ZONE_PUBLIC,
+                    ZONE_QUEEN, ZONE_QUEEN_CTL, ZONE_TELEMETRY, ZONE_WORKER_DIR, ZONE_WORKER_ROOT)
+
+Path = tuple[str, ...]
+
+# Paths a mount or bind target may never be: they would sever the session's control path (§5.6).
+FORBIDDEN_TARGETS: frozenset[Path] = frozenset({(), ("queen",), ("queen", "ctl")})
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A session's principal: the queen, or a worker role with its worker id."""
+
+    role: str
+    worker_id: str | None = None
+
+    @property
+    def is_queen(self) -> bool:
+        return self.role == "queen"
+
+    def label(self) -> str:
+        return self.role if self.worker_id is None else f"{self.role}:{self.worker_id}"
+
+
+@dataclass(frozen=True)
+class Rights:
+    """§5.3 cell: read, write, walk-through-only."""
+
+    read: bool = False
+    write: bool = False
+    through: bool = False
+
+    @property
+    def reach(self) -> bool:
+        """May the caller walk to the node at all (R, W or T)?"""
+        return self.read or self.write or self.through
+
+
+_NONE = Rights()
+_R = Rights(read=True)
+_W = Rights(write=True)
+_RW = Rights(read=True, write=True)
+_T = Rights(through=True)
+
+_QUEEN_RIGHTS = {ZONE_PUBLIC: _R, ZONE_LOG: _RW, ZONE_QUEEN: _R, ZONE_QUEEN_CTL: _W,
+                 ZONE_WORKER_ROOT: _R, ZONE_WORKER_DIR: _R, ZONE_TELEMETRY: _RW}
+
+
+def rights(node: Node, ident: Identity) -> Rights:
+    """The §5.3 access matrix (schema 1.0/1.1 rows)."""
+    if ident.is_queen:
+        return _QUEEN_RIGHTS.get(node.zone, _NONE)
+    zone = node.zone
+    if zone == ZONE_PUBLIC:
+        return _R
+    if zone == ZONE_LOG:
+        return _R
+    if zone == ZONE_WORKER_ROOT:
+        return _T
+    if zone == ZONE_WORKER_DIR:
+        return _R if node.owner == ident.worker_id else _NONE
+    if zone == ZONE_TELEMETRY:
+        return _RW if node.owner == ident.worker_id else _NONE
+    return _NONE
+
+
+def validate_name(name: str) -> None:
+    """§3.4 component rule: 1–255 UTF-8 bytes, no ``/`` or NUL, not ``.`` or ``..`` (else EINVAL)."""
+    if name in (".", "..") or "/" in name or "\x00" in name:
+        raise NineError(EINVAL, f"bad path component {name!r}")
+    size = len(name.encode("utf-8", "surrogatepass"))
+    if not 1 <= size <= 255:
+        raise NineError(EINVAL, "path component length out of range")
+
+
+def parse_abs_path(text: str, walk_depth: int) -> Path:
+    """An absolute path for bind/mount (§5.6): leading ``/``, valid components, depth ≤ walk_depth."""
+    if not text.startswith("/"):
+        raise NineError(EINVAL, "path is not absolute")
+    if text == "/":
+        return ()
+    parts = tuple(text[1:].split("/"))
+    for part in parts:
+        validate_name(part)
+    if len(parts) > walk_depth:
+        raise NineError(EINVAL, "path deeper than walk_depth")
+    return parts
+
+
+def fmt_path(path: Path) -> str:
+    return "/" + "/".join(path)
+
+
+@dataclass(frozen=True)
+class MountEntry:
+    """Session mount table row: visible ``target`` → global ``source`` path, resolved at walk time."""
+
+    target: Path
+    source: Path
+    label: str   # "bind" or "mount:<service>", for diagnostics
+
+
+class Namespace:
+    """The global tree: boot nodes plus worker directories created and removed at runtime."""
+
+    def __init__(self, now_ns: Callable[[], int], ring_capacity: int) -> None:
+        self._now_ns = now_ns
+        self._next_qid_path = 1
+        self.ring_capacity = ring_capacity
+        self.node_count = 0
+        self.root = self._new(DirNode, "", ZONE_PUBLIC, None)
+        self.proc = self.mkdir(self.root, "proc", ZONE_PUBLIC)
+        self.log_dir = self.mkdir(self.root, "log", ZONE_PUBLIC)
+        self.queen_dir = self.mkdir(self.root, "queen", ZONE_QUEEN)
+        self.worker_root = self.mkdir(self.root, "worker", ZONE_WORKER_ROOT)
+        self.queen_log: LogNode = self._attach(self.log_dir, self._new(LogNode, "queen.log", ZONE_LOG, None))
+        self.proc_boot: SnapshotNode | None = None
+        self.queen_ctl: CtlNode | None = None
+
+    # -- construction -------------------------------------------------------------------------
+    def _new(self, cls, name: str, zone: str, owner: str | None, **extra) -> Node:
+        node = cls(name=name, qid_path=self._next_qid_path, zone=zone, mtime_ns=self._now_ns(),
+                   owner=owner, **extra)
+        self._next_qid_path += 1
+        self.node_count += 1
+        return node
+
+    def _attach(self, parent: DirNode, node: Node) -> Node:
+        node.parent = parent
+        parent.children[node.name] = node
+        return node
+
+    def mkdir(self, parent: DirNode, name: str, zone: str, owner: str | None = None) -> DirNode:
+        return self._attach(parent, self._new(DirNode, name, zone, owner))  # type: ignore[return-value]
+
+    def add_snapshot(self, parent: DirNode, name: str, render: Callable[[], bytes]) -> SnapshotNode:
+        node = self._attach(parent, self._new(SnapshotNode, name, ZONE_PUBLIC, None, render=render))
+        return node  # type: ignore[return-value]
+
+    def add_ctl(self, parent: DirNode, name: str, zone: str, handler: Callable[..., int]) -> CtlNode:
+        return self._attach(parent, self._new(CtlNode, name, zone, None, handler=handler))  # type: ignore
+
+    def create_worker(self, worker_id: str) -> tuple[DirNode, RingNode]:
+        """Spawn side effect (§6.3): ``/worker/<id>/telemetry``."""
+        directory = self.mkdir(self.worker_root, worker_id, ZONE_WORKER_DIR, owner=worker_id)
+        ring = self._attach(directory, self._new(RingNode, "telemetry", ZONE_TELEMETRY, worker_id,
+                                                 capacity=self.ring_capacity))
+        return directory, ring  # type: ignore[return-value]
+
+    def remove(self, node: Node) -> None:
+        """Unlink a subtree; its nodes are marked removed so live fids on them answer ENOENT."""
+        if node.parent is not None:
+            node.parent.children.pop(node.name, None)
+        stack = [node]
+        while stack:
+            current = stack.pop()
+            current.removed = True
+            self.node_count -= 1
+            if isinstance(current, DirNode):
+                stack.extend(current.children.values())
+
+    # -- lookup -------------------------------------------------------------------------------
+    def lookup_global(self, path: Iterable[str]) -> Node | None:
+        """Resolve a path in the global tree (no session mounts, no access checks)."""
+        node: Node = self.root
+        for name in path:
+            if not isinstance(node, DirNode):
+                return None
+            child = node.children.get(name)
+            if child is None:
+                return None
+            node = child
+        return node
+
+
+class SessionView:
+    """A session's view of the namespace: the global tree seen through its mount table (§5.6)."""
+
+    def __init__(self, namespace: Namespace, walk_depth: int) -> None:
+        self.ns = namespace
+        self.walk_depth = walk_depth
+        self.mounts: list[MountEntry] = []
+
+    def _mount_for(self, visible: Path) -> MountEntry | None:
+        for entry in reversed(self.mounts):       # later entries win for the same target
+            if entry.target == visible:
+                return entry
+        return None
+
+    def step(self, node: Node, visible: Path, name: str, ident: Identity | None) -> Node:
+        """One walk step from ``node`` (seen at ``visible``) to ``name``, with mounts and access.
+
+        Raises ENOTDIR (walk from a file), ENOENT (missing name or vanished bind source) or EACCES.
+        """
+        if not isinstance(node, DirNode):
+            raise NineError(ENOTDIR, "walk from a non-directory")
+        target = visible + (name,)
+        entry = self._mount_for(target)
+        if entry is not None:
+            child = self.ns.lookup_global(entry.source)
+        else:
+            child = node.children.get(name)
+        if child is None or child.removed:
+            raise NineError(ENOENT, f"{fmt_path(target)} not found")
+        if ident is not None and not rights(child, ident).reach:
+            raise NineError(EACCES, f"{fmt_path(target)} not reachable")
+        return child
+
+    def resolve(self, path: Path, ident: Identity | None) -> Node:
+        node: Node = self.ns.root
+        for depth in range(len(path)):
+            node = self.step(node, path[:depth], path[depth], ident)
+        return node
+
+    def listing(self, node: DirNode, visible: Path, ident: Identity) -> list[tuple[str, Node]]:
+        """Children visible to the caller, sorted bytewise: real children ∪ mount targets below."""
+        entries: dict[str, Node] = dict(node.children)
+        for entry in self.mounts:
+            if len(entry.target) == len(visible) + 1 and entry.target[:-1] == visible:
+                source = self.ns.lookup_global(entry.source)
+                if source is None:
+                    entries.pop(entry.target[-1], None)
+                else:
+                    entries[entry.target[-1]] = source
+        visible_entries = [(name, child) for name, child in entries.items()
+                           if not child.removed and rights(child, ident).reach]
+        visible_entries.sort(key=lambda item: item[0].encode("utf-8"))
+        return visible_entries
+
+    def add_mount(self, target: Path, source: Path, label: str) -> None:
+        """Apply the §5.6 rules, then append the entry (errors: EINVAL, ENOENT, ENOTDIR)."""
+        if target in FORBIDDEN_TARGETS:
+            raise NineError(EINVAL, "target would sever the control path")
+        if target[:len(source)] == source:
+            raise NineError(EINVAL, "target lies inside the source")
+        if self.ns.lookup_global(source) is None:
+            raise NineError(ENOENT, f"{fmt_path(source)} not found")
+        parent = self.resolve(target[:-1], None)
+        if not isinstance(parent, DirNode):
+            raise NineError(ENOTDIR, "target parent is not a directory")
+        self.mounts.append(MountEntry(target, source, label))

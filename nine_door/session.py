@@ -1,0 +1,415 @@
+"""One Secure9P session: framing, tag window, fid table and the per-message rules of SPEC §3.
+
+Why the session owns framing: a session *is* one transport connection (§3.14), so stream reassembly
+(TCP) and batch splitting (in-VM channel) belong to it, and a decode error never leaves the session.
+Shared state (namespace, worker records, the log) lives in :class:`nine_door.server.NineDoor`; the session
+asks the server for identity, budgets and ctl effects.
+
+Requests are executed synchronously in arrival order, so a request is in flight only between its
+receipt and its reply. On a message transport all frames of one message are *received together*: the
+tag window and the duplicate-tag rule (§3.12) are applied to the whole batch before execution.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from . import codec
+from .errors import (EACCES, EBADF, EBUSY, EINVAL, EISDIR, EMSGSIZE, ENOENT, ENOTDIR, EPERM, ERANGE,
+                     ESTALE, DecodeError, NineError)
+from .messages import (DT_DIR, DT_REG, GETATTR_BASIC, IOHDRSZ, NOFID, NOTAG, O_ACCMODE, O_DIRECTORY,
+                       O_RDONLY, O_RDWR, O_TRUNC, O_WRONLY, S_IFDIR, S_IFREG, TFLUSH, V9FS_MAGIC,
+                       VERSION_9P2000L, VERSION_UNKNOWN, DirEntry, Qid, Rattach, Rclunk, Rflush,
+                       Rgetattr, Rlerror, Rlopen, Rread, Rreaddir, Rstatfs, Rversion, Rwalk, Rwrite,
+                       Tattach, Tauth, Tclunk, Tflush, Tgetattr, Tlopen, Tread, Treaddir, Tstatfs,
+                       Tversion, Twalk, Twrite, Unsupported)
+from .namespace import Identity, MountEntry, SessionView, parse_abs_path, rights, validate_name
+from .nodes import CtlNode, DirNode, LogNode, Node, RingNode, SnapshotNode
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .budgets import WorkerRecord
+    from .server import ChannelBinding, NineDoor
+
+PRE_VERSION_MSIZE = 8192  # until Tversion succeeds, frames above 8192 are oversize (§3.3)
+MIN_MSIZE = 512
+
+
+@dataclass(eq=False)
+class Fid:
+    """A live fid: the node it names, the visible path it was reached by, and its open state."""
+
+    node: Node
+    path: tuple[str, ...]
+    mode: int | None = None           # O_RDONLY / O_WRONLY / O_RDWR once opened
+    snapshot: bytes | None = None     # snapshot/log content captured at Tlopen
+    listing: list[DirEntry] | None = None
+    ring_pos: int = 0                 # next rseq to read (ring nodes)
+
+    @property
+    def opened(self) -> bool:
+        return self.mode is not None
+
+
+@dataclass
+class SessionStats:
+    """Per-session counters (observability, tests)."""
+
+    requests: int = 0
+    errors: int = 0
+    replies: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+class Session:
+    """Per-connection protocol state machine; create through :meth:`NineDoor.open_session`."""
+
+    def __init__(self, door: "NineDoor", binding: "ChannelBinding", session_id: int) -> None:
+        self.door = door
+        self.binding = binding
+        self.session_id = session_id
+        self.msize: int | None = None          # None until a successful Tversion
+        self.identity: Identity | None = None
+        self.worker: "WorkerRecord | None" = None
+        self.first_aname: str | None = None
+        self.ticket_deadline_ms: int | None = None
+        self.revoked = False
+        self.closed = False
+        self.fids: dict[int, Fid] = {}
+        self.view = SessionView(door.ns, door.config.walk_depth)
+        self._reader = codec.FrameReader(PRE_VERSION_MSIZE)
+        self.stats = SessionStats()
+        self._reset_mounts()
+
+    # -- transport entry points -----------------------------------------------------------------
+    def feed(self, data: bytes) -> list[bytes]:
+        """Stream transport: any chunk in, whole reply frames out. Raises FramingLost to close."""
+        out: list[bytes] = []
+        self._reader.push(data)
+        while True:
+            self._reader.msize = self._limit()
+            event = self._reader.pop()
+            if event is None:
+                return out
+            if isinstance(event, codec.Oversize):
+                out.append(self._error(event.tag, EMSGSIZE))
+            else:
+                out.append(self._execute(event))
+
+    def handle_message(self, message: bytes) -> list[bytes]:
+        """Message transport: one message of 1..N whole frames in, one reply per frame out (§3.12)."""
+        frames = codec.split_batch(message)
+        limit = self._limit()
+        if sum(len(f) for f in frames) > limit:
+            return [self._error(codec.peek_tag(f), EMSGSIZE) for f in frames]
+        if len(frames) > 1 and not self.door.config.batch_frames:
+            return [self._error(codec.peek_tag(f), EBUSY) for f in frames]
+        # Admission: all frames of the message arrive together; duplicates, then the window.
+        in_flight: set[int] = set()
+        window = self.door.config.tags_per_session
+        admitted: list[bytes | None] = []
+        replies: list[bytes | None] = []
+        for frame in frames:
+            tag = codec.peek_tag(frame)
+            is_flush = frame[4] == TFLUSH
+            if tag in in_flight:
+                replies.append(self._error(tag, EINVAL))
+                admitted.append(None)
+            elif not is_flush and len(in_flight) >= window:
+                replies.append(self._error(tag, EBUSY))
+                admitted.append(None)
+            else:
+                if not is_flush:
+                    in_flight.add(tag)
+                replies.append(None)
+                admitted.append(frame)
+        for index, frame in enumerate(admitted):
+            if frame is not None:
+                replies[index] = self._execute(frame)
+        return [reply for reply in replies if reply is not None]
+
+    def close(self) -> None:
+        """Transport ended: release fids, leave the worker's session set, forget the session."""
+        if self.closed:
+            return
+        self.closed = True
+        self._clear_identity()
+        self.fids.clear()
+        self.door._session_closed(self)
+
+    # -- helpers ----------------------------------------------------------------------------------
+    @property
+    def attached(self) -> bool:
+        return self.identity is not None and not self.closed and not self.revoked
+
+    @property
+    def iounit(self) -> int:
+        return (self.msize or PRE_VERSION_MSIZE) - IOHDRSZ
+
+    def _limit(self) -> int:
+        return self.msize if self.msize is not None else PRE_VERSION_MSIZE
+
+    def _error(self, tag: int | None, errno: int) -> bytes:
+        self.stats.errors += 1
+        return codec.encode(Rlerror(NOTAG if tag is None else tag, errno))
+
+    def _reset_mounts(self) -> None:
+        self.view.mounts.clear()
+        for mount in self.door.config.mounts:
+            source = self.door.provider_root(mount.service)
+            if source is None:
+                continue
+            target = parse_abs_path(mount.at, self.door.config.walk_depth)
+            self.view.mounts.append(MountEntry(target, source, f"mount:{mount.service}"))
+
+    def _clear_identity(self) -> None:
+        if self.worker is not None:
+            self.worker.sessions.discard(self)
+        self.identity = None
+        self.worker = None
+        self.first_aname = None
+        self.ticket_deadline_ms = None
+
+    def _get_fid(self, fid: int) -> Fid:
+        entry = self.fids.get(fid)
+        if entry is None:
+            raise NineError(EBADF, f"fid {fid} is not live")
+        return entry
+
+    def _live_fid(self, fid: int) -> Fid:
+        """A live fid whose node still exists (removed nodes answer ENOENT, §3.9)."""
+        entry = self._get_fid(fid)
+        if entry.node.removed:
+            raise NineError(ENOENT, "node was removed")
+        return entry
+
+    # -- dispatch ---------------------------------------------------------------------------------
+    def _execute(self, frame: bytes) -> bytes:
+        self.stats.requests += 1
+        try:
+            msg = codec.decode(frame)
+        except DecodeError as exc:
+            tag = exc.tag if exc.tag is not None else codec.peek_tag(frame)
+            return self._error(tag, exc.errno)
+        name = type(msg).__name__
+        self.stats.counts[name] = self.stats.counts.get(name, 0) + 1
+        try:
+            reply = self._dispatch(msg)
+        except NineError as exc:
+            return self._error(msg.tag, exc.errno)
+        self.stats.replies += 1
+        return codec.encode(reply)
+
+    def _dispatch(self, msg):
+        if self.revoked:
+            raise NineError(ESTALE, "session revoked")
+        if isinstance(msg, Tversion):
+            return self._version(msg)
+        if self.msize is None:
+            raise NineError(EINVAL, "session not negotiated")
+        if self.worker is not None and not isinstance(msg, Tattach):
+            self.door.charge_request(self)         # ESTALE + revocation when exhausted
+        if isinstance(msg, Unsupported):
+            raise NineError(msg.errno, "outside the Secure9P subset")
+        handler = _HANDLERS.get(type(msg))
+        if handler is None:                    # defensive: a decodable type without a handler
+            raise NineError(EINVAL, "unsupported request")
+        return handler(self, msg)
+
+    def _version(self, msg: Tversion):
+        if msg.msize < MIN_MSIZE:
+            raise NineError(EINVAL, "msize below 512")
+        self.fids.clear()
+        self._clear_identity()
+        self._reset_mounts()
+        server_msize = self.door.config.msize
+        if msg.version != VERSION_9P2000L:
+            self.msize = None
+            return Rversion(msg.tag, server_msize, VERSION_UNKNOWN)
+        self.msize = min(msg.msize, server_msize)
+        return Rversion(msg.tag, self.msize, VERSION_9P2000L)
+
+    def _auth(self, msg: Tauth):
+        raise NineError(ENOENT, "authentication is carried in Tattach")
+
+    def _attach(self, msg: Tattach):
+        if msg.afid != NOFID:
+            raise NineError(EBADF, "afid must be NOFID")
+        if msg.fid == NOFID or msg.fid in self.fids:
+            raise NineError(EBADF, "fid is live")
+        if self.identity is not None and msg.uname == "" and msg.aname == self.first_aname:
+            pass                                   # inherits the session identity (§3.3)
+        else:
+            result = self.door.authenticate(self, msg.uname, msg.aname)
+            if self.identity is not None:
+                if result.identity != self.identity:
+                    raise NineError(EACCES, "a session carries one identity")
+            else:
+                if result.mount is not None:       # queen ticket mount spec: a session mount (§4.3)
+                    self.door.add_provider_mount(self, *result.mount)
+                self.identity = result.identity
+                self.worker = result.worker
+                self.first_aname = msg.aname
+                self.ticket_deadline_ms = result.ticket_deadline_ms
+                if result.worker is not None:
+                    result.worker.sessions.add(self)
+        root = self.door.ns.root
+        self.fids[msg.fid] = Fid(root, ())
+        return Rattach(msg.tag, _qid(root))
+
+    def _walk(self, msg: Twalk):
+        src = self._live_fid(msg.fid)
+        if msg.newfid != msg.fid and (msg.newfid == NOFID or msg.newfid in self.fids):
+            raise NineError(EBADF, "newfid is live")
+        if src.opened and msg.newfid == msg.fid:
+            raise NineError(EINVAL, "cannot walk an opened fid in place")
+        depth = self.door.config.walk_depth
+        if len(msg.wnames) > depth:
+            raise NineError(EINVAL, "too many walk names")
+        for name in msg.wnames:
+            validate_name(name)
+        if len(src.path) + len(msg.wnames) > depth:
+            raise NineError(EINVAL, "walk deeper than walk_depth")
+        node, path = src.node, src.path
+        qids: list[Qid] = []
+        for index, name in enumerate(msg.wnames):
+            try:
+                node = self.view.step(node, path, name, self.identity)
+            except NineError:
+                if index == 0:
+                    raise
+                return Rwalk(msg.tag, tuple(qids))   # partial walk: newfid not bound
+            path = path + (name,)
+            qids.append(_qid(node))
+        self.fids[msg.newfid] = Fid(node, path)
+        return Rwalk(msg.tag, tuple(qids))
+
+    def _lopen(self, msg: Tlopen):
+        fid = self._get_fid(msg.fid)
+        if fid.opened:
+            raise NineError(EINVAL, "fid already open")
+        node = fid.node
+        if node.removed:
+            raise NineError(ENOENT, "node was removed")
+        access = msg.flags & O_ACCMODE
+        if access == O_ACCMODE:
+            raise NineError(EINVAL, "bad access mode")
+        if node.is_dir:
+            if access != O_RDONLY:
+                raise NineError(EISDIR, "directories open read-only")
+        elif msg.flags & O_DIRECTORY:
+            raise NineError(ENOTDIR, "O_DIRECTORY on a file")
+        allowed = rights(node, self.identity)
+        if access in (O_RDONLY, O_RDWR) and not allowed.read:
+            raise NineError(EACCES, "no read permission")
+        if access in (O_WRONLY, O_RDWR) and not allowed.write:
+            raise NineError(EACCES, "no write permission")
+        if msg.flags & O_TRUNC:
+            raise NineError(EPERM, "no node is truncatable")
+        if access != O_WRONLY:
+            if isinstance(node, SnapshotNode):
+                fid.snapshot = node.render()
+            elif isinstance(node, LogNode):
+                fid.snapshot = node.content()
+            elif isinstance(node, RingNode):
+                fid.ring_pos = node.oldest_rseq
+        fid.mode = access
+        return Rlopen(msg.tag, _qid(node), self.iounit)
+
+    def _read(self, msg: Tread):
+        fid = self._live_fid(msg.fid)
+        if fid.mode not in (O_RDONLY, O_RDWR):
+            raise NineError(EBADF, "fid not open for reading")
+        node = fid.node
+        if node.is_dir:
+            raise NineError(EISDIR, "use Treaddir on directories")
+        count = min(msg.count, self.iounit)
+        if isinstance(node, RingNode):
+            if fid.ring_pos < node.oldest_rseq:
+                requested, fid.ring_pos = fid.ring_pos, node.oldest_rseq
+                self.door.log_append(f"telemetry cursor stale worker={node.owner} requested={requested} "
+                                     f"oldest={node.oldest_rseq}")
+                raise NineError(ERANGE, "records were evicted")
+            data, fid.ring_pos = node.read_from(fid.ring_pos, count)
+            return Rread(msg.tag, data)
+        content = fid.snapshot or b""
+        if msg.offset >= len(content):
+            return Rread(msg.tag, b"")
+        return Rread(msg.tag, content[msg.offset:msg.offset + count])
+
+    def _write(self, msg: Twrite):
+        fid = self._live_fid(msg.fid)
+        if fid.mode not in (O_WRONLY, O_RDWR):
+            raise NineError(EBADF, "fid not open for writing")
+        node = fid.node
+        if isinstance(node, LogNode):
+            return Rwrite(msg.tag, self.door.client_log_append(node, msg.data))
+        if isinstance(node, CtlNode):
+            return Rwrite(msg.tag, node.handler(self, msg.data))
+        if isinstance(node, RingNode):
+            return Rwrite(msg.tag, self.door.ring_write(self, node, msg.data))
+        raise NineError(EACCES, "node is not writable")
+
+    def _clunk(self, msg: Tclunk):
+        if self.fids.pop(msg.fid, None) is None:
+            raise NineError(EBADF, f"fid {msg.fid} is not live")
+        return Rclunk(msg.tag)
+
+    def _getattr(self, msg: Tgetattr):
+        fid = self._live_fid(msg.fid)
+        node = fid.node
+        allowed = rights(node, self.identity)
+        mode = S_IFDIR if node.is_dir else S_IFREG
+        if allowed.read:
+            mode |= 0o444
+        if allowed.write:
+            mode |= 0o222
+        if node.is_dir and allowed.reach:
+            mode |= 0o111
+        size = node.size()
+        sec, nsec = divmod(node.mtime_ns, 1_000_000_000)
+        return Rgetattr(msg.tag, GETATTR_BASIC, _qid(node), mode, 0, 0, 1, 0, size, self.iounit,
+                        (size + 511) // 512, sec, nsec, sec, nsec, sec, nsec, 0, 0, 0, 0)
+
+    def _readdir(self, msg: Treaddir):
+        fid = self._live_fid(msg.fid)
+        node = fid.node
+        if not isinstance(node, DirNode):
+            raise NineError(ENOTDIR, "not a directory")
+        if not fid.opened:
+            raise NineError(EBADF, "directory not open")
+        if msg.offset == 0 or fid.listing is None:
+            fid.listing = [DirEntry(_qid(child), index + 1, DT_DIR if child.is_dir else DT_REG, name)
+                           for index, (name, child) in
+                           enumerate(self.view.listing(node, fid.path, self.identity))]
+        budget = min(msg.count, self.iounit)
+        chunks: list[bytes] = []
+        used = 0
+        for entry in fid.listing[msg.offset:]:
+            size = codec.dirent_size(entry.name)
+            if used + size > budget:
+                if not chunks:
+                    raise NineError(EINVAL, "first entry does not fit")
+                break
+            chunks.append(codec.encode_dirent(entry))
+            used += size
+        return Rreaddir(msg.tag, b"".join(chunks))
+
+    def _statfs(self, msg: Tstatfs):
+        self._get_fid(msg.fid)
+        return Rstatfs(msg.tag, V9FS_MAGIC, 4096, 0, 0, 0, self.door.ns.node_count, 0, 0, 255)
+
+    def _flush(self, msg: Tflush):
+        # Requests run to completion before the next one is read, so oldtag is never still in flight.
+        return Rflush(msg.tag)
+
+
+def _qid(node: Node) -> Qid:
+    qtype, version, path = node.qid()
+    return Qid(qtype, version, path)
+
+
+_HANDLERS = {
+    Tauth: Session._auth, Tattach: Session._attach, Twalk: Session._walk, Tlopen: Session._lopen,
+    Tread: Session._read, Twrite: Session._write, Tclunk: Session._clunk, Tgetattr: Session._getattr,
+    Treaddir: Session._readdir, Tstatfs: Session._statfs, Tflush: Session._flush,
+}
