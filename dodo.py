@@ -12,7 +12,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from doit.action import CmdAction
 
 ROOT = Path(__file__).resolve().parent
 OUT = ROOT / "out"
@@ -37,6 +36,7 @@ def task_guest():
         "targets": [str(OUT / "cache/guest-lock.json"), str(stamp)],
         "uptodate": [lambda: stamp.is_file()],
         "clean": [],  # the cache is expensive to refill; remove out/cache by hand if needed
+        "verbosity": 2,
     }
 
 
@@ -46,11 +46,12 @@ def task_build():
                   "build/kernel_cmdline.txt", "ci/size_guard.sh")
     deps.append(str(OUT / "cache/guest-lock.json"))
     return {
-        "actions": [CmdAction([sys.executable, "-m", "build.image", "--out", str(OUT)], cwd=str(ROOT), shell=False)],
+        "actions": [[sys.executable, "-m", "build.image", "--out", str(OUT)]],
         "task_dep": ["guest"],
         "file_dep": deps,
         "targets": [str(OUT / "rootfs.cpio"), str(OUT / "Image"), str(OUT / "rootfs.manifest.json")],
         "clean": True,
+        "verbosity": 2,
     }
 
 
@@ -60,6 +61,7 @@ def task_size_guard():
         "actions": [["sh", str(ROOT / "ci/size_guard.sh"), str(OUT / "rootfs.cpio")]],
         "file_dep": [str(OUT / "rootfs.cpio")],
         "uptodate": [False],
+        "verbosity": 2,
     }
 
 
@@ -72,17 +74,19 @@ RTC_ARGS = [IR, "--out", "root_task/generated", "--manifest", "out/manifests/roo
 def task_regen():
     """Run coh-rtc on the repo IR: generated bootstrap, manifest, scripts and doc snippets."""
     return {
-        "actions": [CmdAction([sys.executable, "-m", "coh_rtc", *RTC_ARGS], cwd=str(ROOT))],
+        "actions": [[sys.executable, "-m", "coh_rtc", *RTC_ARGS]],
         "file_dep": [str(ROOT / IR), *_files("coh_rtc/**/*.py", "coh_rtc/templates/*.j2")],
         "targets": [str(ROOT / "root_task/generated/bootstrap.py"), str(OUT / "manifests/root_task_resolved.json")],
+        "verbosity": 2,
     }
 
 
 def task_check_generated():
     """As-built guard: fail (naming the file) if a generated file or doc snippet differs from the IR."""
     return {
-        "actions": [CmdAction([sys.executable, "-m", "coh_rtc", *RTC_ARGS, "--check"], cwd=str(ROOT))],
+        "actions": [[sys.executable, "-m", "coh_rtc", *RTC_ARGS, "--check"]],
         "uptodate": [False],
+        "verbosity": 2,
     }
 
 
@@ -93,21 +97,22 @@ def task_fuzz():
     iters = os.environ.get("SECURE9P_FUZZ_ITERS", "100000")
     return {
         "actions": [
-            CmdAction([sys.executable, "-m", "nine_door.fuzz", "--iterations", iters], cwd=str(ROOT)),
-            CmdAction([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/console",
-                       "-k", "fuzz or property or hypothesis"], cwd=str(ROOT)),
+            [sys.executable, "-m", "nine_door.fuzz", "--iterations", iters],
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/console",
+                       "-k", "fuzz or property or hypothesis"],
         ],
         "uptodate": [False],
+        "verbosity": 2,
     }
 
 
 def task_test():
     """The whole suite: as-built guard, boot image, unit/property/fuzz, host mode, real QEMU boots."""
     return {
-        "actions": [CmdAction([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
-                              cwd=str(ROOT))],
+        "actions": [[sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"]],
         "task_dep": ["check_generated", "build", "fuzz"],
         "uptodate": [False],
+        "verbosity": 2,
     }
 
 
@@ -120,15 +125,16 @@ def task_qemu():
                                  "--initrd", str(OUT / "rootfs.cpio")])],
         "task_dep": ["build"],
         "uptodate": [False],
+        "verbosity": 2,
     }
 
 
 def task_demo():
     """Build, boot under QEMU and attach as the queen with cohsh (runs tests/cli/demo.coh over TCP)."""
     return {
-        "actions": [CmdAction([sys.executable, "-m", "cohsh", "--transport", "qemu", "--qemu-kernel",
-                               str(OUT / "Image"), "--qemu-initrd", str(OUT / "rootfs.cpio"),
-                               "--script", "tests/cli/demo.coh"], cwd=str(ROOT))],
+        "actions": [[sys.executable, "-m", "cohsh", "--transport", "qemu", "--qemu-kernel",
+                     str(OUT / "Image"), "--qemu-initrd", str(OUT / "rootfs.cpio"),
+                     "--script", "tests/cli/demo.coh"]],
         "task_dep": ["build"],
         "uptodate": [False],
         "verbosity": 2,
@@ -138,8 +144,8 @@ def task_demo():
 def task_bench_boot():
     """Boot-to-ready median of 5 boots and payload size → docs/benchmarks.md."""
     return {
-        "actions": [CmdAction([sys.executable, "bench/bench_boot.py", "--boots", "5",
-                               "--report", "docs/benchmarks.md"], cwd=str(ROOT))],
+        "actions": [[sys.executable, "bench/bench_boot.py", "--boots", "5",
+                               "--report", "docs/benchmarks.md"]],
         "task_dep": ["build"],
         "uptodate": [False],
         "verbosity": 2,

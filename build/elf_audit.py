@@ -53,9 +53,9 @@ def resolve_in_root(root: Path, guest_path: str, max_hops: int = 40) -> Path | N
             if hops > max_hops:
                 return None
             target = str(host.readlink())
-            base = "/" if target.startswith("/") else current
             parts = [p for p in target.split("/") if p] + parts
-            current = base if target.startswith("/") else current
+            if target.startswith("/"):
+                current = "/"
             continue
         if part == "..":
             current = posixpath.dirname(current) or "/"
