@@ -88,17 +88,26 @@ def size_guard(payload: Path) -> int:
     return proc.returncode
 
 
-def build(out: Path, init_source: str | None = None, level: int = ZSTD_LEVEL, method: str = "zstd") -> dict:
-    """Run the whole pipeline; return the manifest. Raises on any failed step."""
+def build(out: Path, init_source: str | None = None, level: int = ZSTD_LEVEL, method: str = "zstd",
+          ir: Path | None = None, cache: Path | None = None) -> dict:
+    """Run the whole pipeline; return the manifest. Raises on any failed step.
+
+    ``ir``: build for another IR file (tests): its generated bootstrap replaces the repo's in the
+    image, so the guest runs with exactly that configuration. ``cache``: where the fetched guest
+    pieces live (default ``<out>/cache``), so test images share one download.
+    """
     out = Path(out)
-    guest_root = out / "cache/guest-root"
-    lock_path = out / "cache/guest-lock.json"
+    cache = Path(cache) if cache is not None else out / "cache"
+    guest_root = cache / "guest-root"
+    lock_path = cache / "guest-lock.json"
     if not (guest_root / ".cohesix-lock-sha256").is_file():
         raise SystemExit(f"{guest_root} is missing: run toolchain/setup.sh (or toolchain/guest_fetch.py) first")
     t0 = time.monotonic()
 
     log("staging the guest tree")
     extra, report = stage.stage(REPO, guest_root, out / "stage", init_source=init_source)
+    if ir is not None:
+        _overlay_bootstrap(Path(ir), out / "stage")
     t1 = time.monotonic()
 
     log("auditing ELF files")
@@ -153,6 +162,24 @@ def build(out: Path, init_source: str | None = None, level: int = ZSTD_LEVEL, me
     return manifest
 
 
+def _overlay_bootstrap(ir: Path, stage_dir: Path) -> None:
+    """Compile ``ir`` with coh-rtc and put its bootstrap module into the staged guest code."""
+    import tempfile
+
+    from coh_rtc import compile_ir
+
+    from build import pycompile
+
+    source = compile_ir(ir).outputs["root_task/generated/bootstrap.py"]
+    target = stage_dir / "usr/lib/cohesix/root_task/generated/bootstrap.pyc"
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "bootstrap.py"
+        src.write_bytes(source)
+        (pyc,) = pycompile.compile_many([(str(src), "/usr/lib/cohesix/root_task/generated/bootstrap.py")])
+    target.write_bytes(pyc)
+    log(f"bootstrap compiled from {ir.name} (test IR)")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python3 -m build.image", description="Build out/rootfs.cpio and out/Image")
     ap.add_argument("--out", default=os.environ.get("COHESIX_OUT", str(REPO / "out")))
@@ -160,9 +187,12 @@ def main(argv: list[str] | None = None) -> int:
                                               "(for experiments; the result is not the product image)")
     ap.add_argument("--level", type=int, default=ZSTD_LEVEL, help=f"zstd level (default {ZSTD_LEVEL})")
     ap.add_argument("--compress", choices=("zstd", "xz"), default="zstd", help="payload compression (default zstd)")
+    ap.add_argument("--ir", type=Path, help="build for this IR file instead of the repo's (test images)")
+    ap.add_argument("--cache", type=Path, help="fetched guest pieces (default: <out>/cache)")
     args = ap.parse_args(argv)
     try:
-        build(Path(args.out), args.init.read_text() if args.init else None, args.level, args.compress)
+        build(Path(args.out), args.init.read_text() if args.init else None, args.level, args.compress,
+              ir=args.ir, cache=args.cache)
     except elf_audit.ElfAuditError as exc:
         print(exc, file=sys.stderr)
         return 1

@@ -45,6 +45,9 @@ def main() -> int:
             if wants_net else None,
             power_off=substrate.power_off,
             v9fs_selftest=os.environ.get("cohesix_v9fs_selftest") == "1")
+        from root_task.tty import enter_console_mode
+
+        enter_console_mode(0)  # /dev/console: the console does its own line editing and echo
         task = RootTask(config, platform, exit_after_s=_exit_after())
         return task.run()
     except BaseException:  # noqa: BLE001 - PID 1 must never just die

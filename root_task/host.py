@@ -11,14 +11,13 @@ import os
 import signal
 import socket
 import sys
-import termios
 import threading
-import tty
 from dataclasses import dataclass
 from pathlib import Path
 
 from root_task.boot import Platform, RootTask
 from root_task.config import RuntimeConfig
+from root_task.tty import enter_console_mode, restore
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_IR = "configs/root_task.toml"
@@ -58,24 +57,11 @@ def main(argv: list[str] | None = None) -> int:
                     exit_after_s=args.exit_after)
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: task.pump.call_soon_threadsafe(task.shutdown))
-    saved = _raw_tty(serial_in)
+    saved = enter_console_mode(serial_in)
     try:
         return task.run()
     finally:
-        if saved is not None:
-            termios.tcsetattr(serial_in, termios.TCSADRAIN, saved)
-
-
-def _raw_tty(fd: int | None):
-    """An interactive terminal is put in cbreak mode without echo: the console edits lines itself."""
-    if fd is None or not os.isatty(fd):
-        return None
-    saved = termios.tcgetattr(fd)
-    tty.setcbreak(fd)
-    attrs = termios.tcgetattr(fd)
-    attrs[3] &= ~termios.ECHO
-    termios.tcsetattr(fd, termios.TCSADRAIN, attrs)
-    return saved
+        restore(serial_in, saved)
 
 
 @dataclass
