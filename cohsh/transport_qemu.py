@@ -25,13 +25,6 @@ class QemuOptions:
     extra_args: tuple[str, ...] = field(default_factory=tuple)
 
 
-def free_port() -> int:
-    """A loopback port that was free a moment ago (QEMU binds it for the console forward)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _default_guest_factory(**kwargs: Any) -> Any:
     from qemu.harness import QemuGuest  # imported late: only this transport needs QEMU
 
@@ -50,6 +43,8 @@ class QemuSystem:
         self._drain_thread: threading.Thread | None = None
 
     def _boot(self) -> None:
+        from qemu.launch import free_port  # imported late: only this transport needs QEMU
+
         kwargs: dict[str, Any] = {"console_port": free_port()}
         for key in ("kernel", "initrd", "qemu_bin"):
             value = getattr(self._options, key)

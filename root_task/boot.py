@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from nine_door.server import SystemClock
 from root_task.config import RuntimeConfig
 from root_task.pump import EventPump
 
@@ -37,18 +38,6 @@ class Platform:
     net_info: Callable[[], dict] | None = None   # link/counter snapshot for /proc/boot's net line
     power_off: Callable[[], None] = lambda: None
     v9fs_selftest: bool = False          # boot parameter cohesix_v9fs_selftest=1 (interop test only)
-
-
-class SystemClock:
-    """Wall clock for tickets and budgets, monotonic clock for deadlines."""
-
-    @staticmethod
-    def now_ms() -> int:
-        return time.time_ns() // 1_000_000
-
-    @staticmethod
-    def monotonic() -> float:
-        return time.monotonic()
 
 
 @dataclass

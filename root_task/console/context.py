@@ -16,32 +16,15 @@ session over the console bridge binding and wraps it in the 9P client; every fil
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Protocol
+from typing import Any, Callable, Mapping
 
+from nine_door.server import SystemClock
 from root_task.console.parser import ConsoleLimits
 from root_task.console.throttle import Throttle
 
 ROLE_LABELS = ("queen", "worker-heartbeat", "worker-gpu")
 ROLE_ALIASES = {"worker": "worker-heartbeat"}
-
-
-class Clock(Protocol):
-    def now_ms(self) -> int: ...
-    def monotonic(self) -> float: ...
-
-
-class WallClock:
-    """Default clock: epoch ms for tickets and throttling, monotonic seconds for timeouts."""
-
-    @staticmethod
-    def now_ms() -> int:
-        return time.time_ns() // 1_000_000
-
-    @staticmethod
-    def monotonic() -> float:
-        return time.monotonic()
 
 
 @dataclass(frozen=True)
@@ -185,7 +168,7 @@ class ConsoleContext:
     door: Any
     config: ConsoleConfig = ConsoleConfig()
     throttle: Throttle = field(default_factory=Throttle)
-    clock: Any = field(default_factory=WallClock)
+    clock: Any = field(default_factory=SystemClock)
     pump: Any = None                                   # EventPump: counters and timers
     audit: Callable[[str], None] = lambda line: None  # serial-only audit sink (SPEC §10.8)
     net: NetStats = field(default_factory=NetStats)
