@@ -53,3 +53,31 @@ def test_host_mode_exit_after_shuts_down_with_status_zero(tmp_path):
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0
+
+
+def test_host_mode_runs_with_the_values_of_its_ir(tmp_path):
+    """`cohesix-host --ir` compiles that IR exactly as coh-rtc would and runs with its values (issue 3)."""
+    from coh_rtc import compile_ir
+
+    text = (REPO / "configs" / "root_task.toml").read_text().replace("tick_ms = 5", "tick_ms = 9")
+    ir = tmp_path / "root_task.toml"
+    ir.write_text(text)
+    compiled = compile_ir(ir)
+    assert compiled.resolved["system"]["tick_ms"] == 9
+    child, console, ninep = spawn_host(tmp_path, "--ir", str(ir), "--exit-after", "1", "--no-serial")
+    child.expect(pexpect.EOF, timeout=30)
+    child.close()
+    serial = (tmp_path / "serial.log").read_text()
+    assert f"manifest schema=1.0 sha256={compiled.manifest_sha256}" in serial
+    assert compiled.manifest_sha256 != compile_ir(REPO / "configs" / "root_task.toml").manifest_sha256
+    assert_transcript(serial, "127.0.0.1", console, ninep)
+
+
+def test_host_mode_refuses_an_invalid_ir_with_the_compiler_diagnostic(tmp_path):
+    ir = tmp_path / "root_task.toml"
+    ir.write_text((REPO / "configs" / "root_task.toml").read_text().replace("msize = 8192", "msize = 9000"))
+    child, _, _ = spawn_host(tmp_path, "--ir", str(ir), "--no-serial")
+    child.expect(pexpect.EOF, timeout=30)
+    child.close()
+    assert child.exitstatus == 1
+    assert "secure9p.msize: 9000 exceeds maximum 8192" in (tmp_path / "serial.log").read_text()
