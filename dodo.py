@@ -150,3 +150,12 @@ def task_bench_boot():
         "uptodate": [False],
         "verbosity": 2,
     }
+
+
+def task_bench():
+    """NineDoor vs diod (same client, same run) and codec µs/message → docs/benchmarks.md."""
+    return {
+        "actions": [[sys.executable, "bench/bench_ninep.py", "--report", "docs/benchmarks.md"]],
+        "uptodate": [False],
+        "verbosity": 2,
+    }

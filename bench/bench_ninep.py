@@ -57,6 +57,7 @@ DEPTH = 8                       # outstanding requests in the pipelined variants
 LEAD_S = 0.08                   # workers connect/attach, then all start at the same instant
 SLICES = 3                      # each cell: NineDoor and diod alternate in 3 slices; best slice wins
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+ALL_CPUS = os.sched_getaffinity(0)
 
 WORKLOADS = [  # (key, label, sessions)
     ("walk", "walk+getattr+clunk", 1),
@@ -130,7 +131,18 @@ def _batch(client: Client, requests: list) -> list:
     return [by_tag[r.tag] for r in requests]
 
 
-def worker(target: dict, key: str, start_at: float, seconds: float, expect: int) -> int:
+def pin(pid: int, cpus: set[int]) -> None:
+    """Set the affinity of every thread of ``pid`` (diod is multi-threaded)."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            os.sched_setaffinity(int(tid), cpus)
+        except OSError:
+            pass
+
+
+def worker(target: dict, key: str, start_at: float, seconds: float, expect: int,
+           cpus: set[int]) -> int:
+    os.sched_setaffinity(0, cpus)
     client = connect(target)
     root = client.root
     end = start_at + seconds
@@ -173,13 +185,18 @@ def worker(target: dict, key: str, start_at: float, seconds: float, expect: int)
 def measure(pool: mp.pool.Pool, target: dict, key: str, sessions: int, seconds: float,
             expect: int) -> tuple[float, int, float]:
     """One slice: (ops/s summed over sessions, ops, server CPU seconds)."""
+    # One session: client and server share one CPU. In a VM a cross-core round trip pays an idle
+    # wake-up (~4x slower here), and which placement the scheduler picks flips run to run.
+    cpus = {min(ALL_CPUS)} if sessions == 1 else ALL_CPUS
+    pin(target["pid"], cpus)
     start_at = time.monotonic() + LEAD_S
-    pending = [pool.apply_async(worker, (target, key, start_at, seconds, expect))
+    pending = [pool.apply_async(worker, (target, key, start_at, seconds, expect, cpus))
                for _ in range(sessions)]
     time.sleep(max(0.0, start_at - time.monotonic()))
     cpu0 = cpu_s(target["pid"])
     ops = sum(p.get(timeout=seconds + 30) for p in pending)
     cpu1 = cpu_s(target["pid"])
+    pin(target["pid"], ALL_CPUS)
     return ops / seconds, ops, cpu1 - cpu0
 
 
@@ -211,7 +228,8 @@ def render(rows, seconds: float, codec_out: str, diod_version: str) -> str:
         f"{platform.machine()}, Python {platform.python_version()}, {diod_version}; "
         f"{seconds:g} s per cell and server, as {SLICES} alternating slices, best slice shown; "
         "server CPU = utime+stime of the server process over all slices ÷ ops; client: `nine_door.client.Client` over `SocketStreamTransport`, "
-        "one process per session):",
+        "one process per session; with 1 session the server and the client are pinned to one CPU, "
+        "with 4 nothing is pinned):",
         "",
         "| workload | sessions | NineDoor ops/s | diod ops/s | NineDoor/diod | "
         "NineDoor CPU µs/op | diod CPU µs/op |",
@@ -249,7 +267,8 @@ def render(rows, seconds: float, codec_out: str, diod_version: str) -> str:
         "queued frame), but not on the in-VM message channel, where a multi-frame message is EBUSY "
         "unless `batch_frames` is enabled. With 4 sessions the client processes and the server share "
         f"the machine's {os.cpu_count()} cores, so those rows measure a CPU-saturated host, not "
-        "server scaling alone.",
+        "server scaling alone; 1-session rows are pinned to one CPU because in this VM a cross-core "
+        "round trip costs ~4× a same-core one (idle wake-up), which otherwise flips results run to run.",
         END,
     ]
     return "\n".join(lines)
