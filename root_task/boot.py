@@ -191,7 +191,7 @@ class RootTask:
             self.tcp_console = TcpConsoleServer(self.pump, self.console_ctx, self.platform.bind_addr,
                                                 self.platform.console_port, self.audit)
             self.tcp_console.start()
-            self.emit(f"[net-console] TCP console listening on {self.platform.bind_addr}:{self.tcp_console.address[1]}")
+            self.emit(f"[net-console] TCP console listening on {self.platform.bind_addr}:{self.tcp_console.port}")
         if ninep:
             from nine_door.tcp_listener import NinePListener
 

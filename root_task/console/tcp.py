@@ -89,6 +89,7 @@ class TcpConsoleServer:
         listener.listen(64)
         listener.setblocking(False)
         self._listener = listener
+        self.port = listener.getsockname()[1]  # the bound port, also when started with port 0
         self.pump.add_reader(listener, self._on_accept, source="net")
 
     def close_all(self, reason: str = "shutdown") -> None:

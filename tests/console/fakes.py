@@ -7,8 +7,9 @@ The fake honours just enough of SPEC §5.3: the queen may do anything, workers m
 """
 from __future__ import annotations
 
-import json
 import itertools
+import json
+import time
 from dataclasses import dataclass, field
 
 from nine_door import errors as E
@@ -28,6 +29,19 @@ class ManualClock:
 
     def monotonic(self) -> float:
         return self.ms / 1000.0
+
+
+@dataclass
+class HybridClock:
+    """Manual epoch ms (throttle/tickets, so delays are exact) + real monotonic (socket timeouts)."""
+
+    ms: int = 1_700_000_000_000
+
+    def now_ms(self) -> int:
+        return self.ms
+
+    def monotonic(self) -> float:
+        return time.monotonic()
 
 
 @dataclass

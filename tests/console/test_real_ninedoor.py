@@ -1,8 +1,6 @@
 """The console against the real NineDoor server and 9P client (no fakes), serial session and TCP."""
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
 
 import pytest
 
@@ -13,20 +11,10 @@ from root_task.console.context import ConsoleConfig, ConsoleContext
 from root_task.console.session import ConsoleSession, State
 from root_task.console.throttle import Throttle
 
+from .fakes import HybridClock
 from .tcp_harness import Harness, wait_for
 
 SECRETS = {"queen": "bootstrap", "worker-heartbeat": "worker", "worker-gpu": "worker-gpu"}
-
-
-@dataclass
-class HybridClock:
-    ms: int = 1_700_000_000_000
-
-    def now_ms(self) -> int:
-        return self.ms
-
-    def monotonic(self) -> float:
-        return time.monotonic()
 
 
 def make(**cfg):

@@ -219,7 +219,7 @@ def test_revoked_returns_to_authenticated():
 def test_attach_refusal_details_logged(line, detail, reason):
     s, door, _ = serial()
     assert lines(s, line) == [f"ERR ATTACH reason={reason} detail={detail}"]
-    assert door.log[-1].startswith(f"console attach denied origin=serial role=")
+    assert door.log[-1].startswith("console attach denied origin=serial role=")
     assert door.log[-1].endswith(f"detail={detail}")
 
 

@@ -2,28 +2,13 @@
 from __future__ import annotations
 
 import struct
-import time
-from dataclasses import dataclass
 
 import pytest
 
 from root_task.console.framing import encode_frame
 
-from .fakes import FakeDoor, make_ctx
+from .fakes import FakeDoor, HybridClock, make_ctx
 from .tcp_harness import Harness, wait_for
-
-
-@dataclass
-class HybridClock:
-    """Manual epoch ms (throttle/tickets, so delays are exact) + real monotonic (socket timeouts)."""
-
-    ms: int = 1_700_000_000_000
-
-    def now_ms(self) -> int:
-        return self.ms
-
-    def monotonic(self) -> float:
-        return time.monotonic()
 
 
 @pytest.fixture
@@ -234,3 +219,9 @@ def test_slow_reader_does_not_stall_others(make_harness):
     # the hog is either paused (backpressure) or dropped for exceeding its output bound
     conns = h.call(lambda: [(c.reading, len(c.out)) for c in h.server._conns.values()])
     assert all(not reading or pending < 64 * 1024 for reading, pending in conns)
+
+
+def test_port_reports_the_bound_port_when_started_with_port_zero(make_harness):
+    """Like the 9P listener, the server's ``port`` is the bound one (host mode starts with port 0)."""
+    h = make_harness()
+    assert h.server.port == h.server.address[1] != 0
