@@ -57,6 +57,7 @@ class RootTask:
         self._shutting_down = False
         self.door = None
         self.workers = None
+        self._component_pid: int | None = None
         self.serial_console = None
         self.tcp_console = None
         self.ninep_listener = None
@@ -123,7 +124,19 @@ class RootTask:
             self.door.on_tick()
         if self.workers is not None and self.ticks % 20 == 0:
             self.workers.reap()
+            self._reap_component()
             _reap_orphans()
+
+    def _reap_component(self) -> None:
+        """Collect the M1 component once it has exited (it does when its channel closes)."""
+        if self._component_pid is None:
+            return
+        try:
+            pid, _ = os.waitpid(self._component_pid, os.WNOHANG)
+        except ChildProcessError:  # already collected (PID 1 reaps orphans too)
+            pid = self._component_pid
+        if pid:
+            self._component_pid = None
 
     def _on_component(self) -> None:
         try:
