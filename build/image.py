@@ -105,7 +105,8 @@ def build(out: Path, init_source: str | None = None, level: int = ZSTD_LEVEL, me
     t0 = time.monotonic()
 
     log("staging the guest tree")
-    extra, report = stage.stage(REPO, guest_root, out / "stage", init_source=init_source)
+    groups = kernel_module_groups(ir or REPO / "configs" / "root_task.toml")
+    extra, report = stage.stage(REPO, guest_root, out / "stage", init_source=init_source, kernel_groups=groups)
     if ir is not None:
         _overlay_bootstrap(Path(ir), out / "stage")
     t1 = time.monotonic()
@@ -142,6 +143,7 @@ def build(out: Path, init_source: str | None = None, level: int = ZSTD_LEVEL, me
             "builtin_modules_used": report.builtin_modules,
             "libraries": report.libraries,
             "kernel_modules": report.kernel_modules,
+            "unwind_tables_blanked": report.unwind_tables_blanked,
             "third_party": report.third_party,
             "warnings": report.warnings,
         },
@@ -160,6 +162,18 @@ def build(out: Path, init_source: str | None = None, level: int = ZSTD_LEVEL, me
     if rc != 0:
         raise SystemExit(f"size guard failed (exit {rc})")
     return manifest
+
+
+def kernel_module_groups(ir: Path) -> tuple[str, ...]:
+    """Kernel module groups the IR needs: always the NIC; the v9fs client only with the 9P listener.
+
+    The in-guest v9fs client (9p, 9pnet, netfs, fscache: ~650 KB of modules) can only mount NineDoor
+    through the TCP listener, so an image whose IR keeps the listener off does not carry it.
+    """
+    from coh_rtc import compile_ir
+
+    listener = compile_ir(ir).resolved["secure9p"]["tcp_listener"]
+    return ("net", "9p") if listener["enable"] else ("net",)
 
 
 def _overlay_bootstrap(ir: Path, stage_dir: Path) -> None:

@@ -30,36 +30,33 @@ from pathlib import Path
 
 from elftools.elf.elffile import ELFFile
 
-from . import elf_audit, pycompile
+from . import dataclass_cache, elf_audit, elf_trim, pycompile
 from .cpio import Entry
 
 PY_VER = "3.11"
 PY_TAG = "311"
 #: Guest packages from this repository (DESIGN §2: they import only stdlib, construct and cbor2).
 GUEST_PACKAGES = ("root_task", "nine_door", "workers")
-#: Modules inside the guest packages that only ever run on the host (never traced, never shipped).
-HOST_ONLY_MODULES = ("root_task.host", "cbor2.tool")
-#: Third-party runtime dependencies of the guest, shipped from the build interpreter's site-packages.
+#: Modules inside the guest packages that only ever run on the host (never traced, never shipped):
+#: host mode, and the construct schemas + fuzzer that test the guest's struct codec on the host.
+HOST_ONLY_MODULES = ("root_task.host", "nine_door.codec_schema", "nine_door.fuzz", "cbor2.tool")
+#: Third-party runtime dependencies the guest may use (DESIGN §2), shipped from the build
+#: interpreter's site-packages only if a shipped guest module imports them.
 THIRD_PARTY = ("construct", "cbor2")
-#: Stdlib modules the guest needs that a plain import of the guest packages does not reveal: lazy
-#: imports, codecs looked up by name at run time (socket.getaddrinfo encodes host names with "idna"),
-#: and what PID 1 uses through ctypes/subprocess. Their own imports are followed too.
-EXTRA_STDLIB = (
-    "encodings", "encodings.aliases", "encodings.utf_8", "encodings.ascii", "encodings.latin_1",
-    "encodings.idna", "encodings.utf_8_sig",
-    "base64", "binascii", "collections", "contextlib", "copy", "ctypes", "dataclasses",
-    "datetime", "enum", "errno", "fcntl", "functools", "hashlib", "heapq", "hmac", "io",
-    "itertools", "json", "math", "os", "random", "re", "resource", "secrets", "select", "selectors",
-    "shlex", "signal", "socket", "stat", "string", "struct", "subprocess", "termios", "textwrap",
-    "threading", "time", "traceback", "types", "typing", "warnings", "weakref", "zlib", "queue",
-    "bisect", "operator", "posixpath",
-)
+#: Stdlib modules the guest needs that no import statement names: the codecs Python looks up by name
+#: while starting and for text I/O, and ``runpy``, which ``python3 -m workers.worker_heart`` runs
+#: (it is frozen, but imports importlib modules that are not). Every module an import statement in
+#: guest code names -- also the lazy ones inside functions -- is found by scanning the sources
+#: (``named_imports``).
+EXTRA_STDLIB = ("encodings", "encodings.aliases", "encodings.utf_8", "encodings.ascii",
+                "encodings.latin_1", "runpy")
 #: Stdlib modules never shipped even if something imports them lazily-at-top (they drag in large
 #: closures or need libraries we do not ship).
 EXCLUDE_STDLIB = ("ssl", "_ssl", "_hashlib", "tkinter", "test", "unittest", "pydoc", "idlelib",
                   "lib2to3", "ensurepip", "distutils", "sqlite3", "_sqlite3")
-#: Kernel modules to ship, by group: "net" is loaded by PID 1 at boot, "9p" on demand (in-guest v9fs
-#: interop test). Dependencies are found from each module's .modinfo, so only roots are listed.
+#: Kernel modules to ship, by group: "net" is loaded by PID 1 at boot, "9p" on demand (the in-guest v9fs
+#: client, only shipped when the IR enables the 9P TCP listener it would mount; see build.image).
+#: Dependencies are found from each module's .modinfo, so only roots are listed.
 KERNEL_MODULE_ROOTS = {"net": ("virtio_mmio", "virtio_net"), "9p": ("9pnet_fd", "9p")}
 #: Guest-only replacements for third-party modules (module name -> file under build/overrides/); each
 #: file says why. They are used both for the import closure and for what is shipped.
@@ -72,6 +69,8 @@ INIT_SOURCE = """#!/usr/bin/python3 -SB
 # bytecode writes). The guest packages are sourceless .pyc under /usr/lib/cohesix.
 import sys
 sys.path.insert(0, "/usr/lib/cohesix")
+from root_task import precompiled
+precompiled.install()  # dataclass methods compiled at build time (root_task/precompiled.py)
 from root_task.__main__ import main
 sys.exit(main())
 """
@@ -90,6 +89,7 @@ class StageReport:
     builtin_modules: list[str] = field(default_factory=list)
     libraries: list[str] = field(default_factory=list)
     kernel_modules: list[str] = field(default_factory=list)
+    unwind_tables_blanked: dict[str, int] = field(default_factory=dict)  # path -> bytes (elf_trim.py)
     third_party: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
@@ -140,8 +140,13 @@ for root in roots:
                     want(prefix)
 for name in extras:
     want(name)
+import _imp
 mods = {n: getattr(m, "__file__", None) for n, m in sorted(sys.modules.items()) if m is not None}
-print(json.dumps({"modules": mods, "builtin": sorted(sys.builtin_module_names), "errors": errors}))
+# Frozen into the interpreter, also under another name (importlib._bootstrap is _frozen_importlib).
+frozen = sorted(n for n, m in sys.modules.items() if m is not None and
+                (_imp.is_frozen(n) or getattr(getattr(m, "__spec__", None), "origin", None) == "frozen"))
+print(json.dumps({"modules": mods, "builtin": sorted(sys.builtin_module_names), "frozen": frozen,
+                  "errors": errors}))
 """
 
 
@@ -155,6 +160,28 @@ def import_closure(repo: Path, roots: list[str], extras: list[str], extra_paths:
     if proc.returncode != 0:
         raise RuntimeError(f"import closure failed:\n{proc.stderr}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def named_imports(repo: Path, packages: tuple[str, ...] = GUEST_PACKAGES) -> list[str]:
+    """Modules named by any import statement in the shipped guest sources, sorted.
+
+    Tracing imports only sees what runs at import time; a function-level ``import subprocess`` (kept
+    off the boot path on purpose) would otherwise be missing in the image until the first spawn.
+    """
+    import ast
+
+    names: set[str] = set()
+    for pkg in packages:
+        for src in sorted((repo / pkg).rglob("*.py")):
+            modname = ".".join(src.relative_to(repo).with_suffix("").parts)
+            if modname in HOST_ONLY_MODULES:
+                continue
+            for node in ast.walk(ast.parse(src.read_bytes(), str(src))):
+                if isinstance(node, ast.Import):
+                    names.update(alias.name for alias in node.names)
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names.add(node.module)
+    return sorted(names)
 
 
 def guest_builtins(python_elf: Path) -> set[str]:
@@ -252,8 +279,13 @@ def _third_party_dir(name: str) -> Path | None:
     return Path(list(spec.submodule_search_locations)[0])
 
 
-def stage(repo: Path, guest_root: Path, dest: Path, init_source: str | None = None) -> tuple[list[Entry], StageReport]:
-    """Build the staging tree at ``dest`` (replaced); return extra cpio entries and a report."""
+def stage(repo: Path, guest_root: Path, dest: Path, init_source: str | None = None,
+          kernel_groups: tuple[str, ...] = tuple(KERNEL_MODULE_ROOTS)) -> tuple[list[Entry], StageReport]:
+    """Build the staging tree at ``dest`` (replaced); return extra cpio entries and a report.
+
+    ``kernel_groups``: which groups of ``KERNEL_MODULE_ROOTS`` to ship (the image builder derives it
+    from the IR).
+    """
     repo, guest_root, dest = Path(repo).resolve(), Path(guest_root).resolve(), Path(dest)
     report = StageReport()
     if dest.exists():
@@ -276,9 +308,13 @@ def stage(repo: Path, guest_root: Path, dest: Path, init_source: str | None = No
     # -- import closure ------------------------------------------------------------------------
     tp_dirs = {n: _third_party_dir(n) for n in THIRD_PARTY}
     extra_paths = sorted({str(p.parent) for p in tp_dirs.values() if p is not None})
+    named = named_imports(repo)
+    used_third_party = {n.split(".")[0] for n in named} & set(THIRD_PARTY)
     roots = [p for p in GUEST_PACKAGES if (repo / p).is_dir()]  # namespace packages too
-    roots += [n for n, p in tp_dirs.items() if p is not None]
-    closure = import_closure(repo, roots, list(EXTRA_STDLIB), extra_paths, blocked=["_cbor2"])
+    roots += [n for n, p in tp_dirs.items() if p is not None and n in used_third_party]
+    extras = sorted(set(EXTRA_STDLIB) | {n for n in named if n.split(".")[0] in sys.stdlib_module_names})
+    closure = import_closure(repo, roots, extras, extra_paths, blocked=["_cbor2"])
+    frozen = set(closure["frozen"])
     for name, err in sorted(closure["errors"].items()):
         report.warnings.append(f"import {name} failed on the host: {err}")
     host_stdlib = _host_stdlib()
@@ -291,6 +327,9 @@ def stage(repo: Path, guest_root: Path, dest: Path, init_source: str | None = No
             continue
         if top in EXCLUDE_STDLIB or name in EXCLUDE_STDLIB:
             report.warnings.append(f"stdlib module {name} excluded by policy")
+            continue
+        if name in frozen:  # compiled into the interpreter (CPython 3.11 freezes os, codecs, io, ...)
+            report.builtin_modules.append(name)
             continue
         if file is None or Path(file).resolve().parent == host_dynload or file.endswith(".so"):
             if name in builtins or name in ("sys", "builtins") or name.startswith("_frozen"):
@@ -347,6 +386,8 @@ def stage(repo: Path, guest_root: Path, dest: Path, init_source: str | None = No
     for name, path in tp_dirs.items():
         if path is None:
             report.warnings.append(f"{name} is not installed in the build interpreter; not shipped")
+        elif name not in used_third_party:
+            continue  # no shipped guest module imports it
         elif name in closure["errors"]:
             report.warnings.append(f"{name} does not import without its C extension; not shipped")
         else:
@@ -369,6 +410,9 @@ def stage(repo: Path, guest_root: Path, dest: Path, init_source: str | None = No
     for target, data in zip(targets, pycompile.compile_many(jobs)):
         _write(target, data, 0o644)
     log(f"guest code: {len(jobs)} .pyc files under /usr/lib/cohesix ({', '.join(p for p, _ in packages)})")
+    table, count = dataclass_cache.record(dest / "usr/lib/cohesix", zpath)
+    _write(dest / "usr/lib/cohesix" / dataclass_cache.CACHE_NAME, table, 0o644)
+    log(f"dataclass methods: {count} precompiled ({len(table)} bytes)")
 
     # -- shared libraries: DT_NEEDED closure of what we ship ---------------------------------------
     libdir = dest / "usr/lib/aarch64-linux-gnu"
@@ -397,16 +441,25 @@ def stage(repo: Path, guest_root: Path, dest: Path, init_source: str | None = No
         link.symlink_to(f"/usr/lib/aarch64-linux-gnu/{ld_name}")
     report.libraries = sorted(shipped)
 
+    # -- unwind tables: unreadable without an unwinder library in the image (see elf_trim.py) -------
+    if elf_trim.UNWINDER_LIBRARY not in shipped:
+        for elf in [dest / f"usr/bin/python{PY_VER}"] + sorted(libdir.iterdir()) + sorted(
+                (dest / f"usr/lib/python{PY_VER}/lib-dynload").glob("*.so")):
+            blanked = elf_trim.blank_unwind_tables(elf)
+            if blanked:
+                report.unwind_tables_blanked["/" + elf.relative_to(dest).as_posix()] = blanked
+
     # -- kernel modules --------------------------------------------------------------------------
     mod_roots = sorted((guest_root / "lib/modules").iterdir())
     if len(mod_roots) != 1:
         raise RuntimeError(f"expected exactly one kernel under {guest_root / 'lib/modules'}, found {mod_roots}")
-    order = kernel_module_order(mod_roots[0], KERNEL_MODULE_ROOTS)
+    roots = {g: names for g, names in KERNEL_MODULE_ROOTS.items() if g in kernel_groups}
+    order = kernel_module_order(mod_roots[0], roots)
     lines = ["# Cohesix kernel modules (generated by build/stage.py), one absolute path per line, each",
              "# after its dependencies (from .modinfo 'depends='). Load with finit_module in file order,",
              "# filtered by name: 'net' modules at boot, '9p' modules on demand.",
              f"# kernel {mod_roots[0].name}"]
-    for group in KERNEL_MODULE_ROOTS:
+    for group in roots:
         lines.append(f"# {group}: " + " ".join(n for g, n, _ in order if g == group))
     for group, name, ko in order:
         _copy(ko, dest / f"lib/cohesix/modules/{name}.ko", 0o644)

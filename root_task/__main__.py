@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
 
 GUEST_PYTHON = "/usr/bin/python3"
 GUEST_LIBDIR = "/usr/lib/cohesix"
@@ -51,6 +50,8 @@ def main() -> int:
         task = RootTask(config, platform, exit_after_s=_exit_after())
         return task.run()
     except BaseException:  # noqa: BLE001 - PID 1 must never just die
+        import traceback  # only on this path: it is costly to import on the emulated CPU
+
         traceback.print_exc()
         sys.stderr.flush()
         if os.getpid() == 1:

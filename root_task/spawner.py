@@ -4,16 +4,20 @@ Each worker is its own process whose only capability is one message-preserving c
 (AF_UNIX SOCK_SEQPACKET) to NineDoor (SPEC §3.14, DESIGN §3 "Isolation stands in for seL4
 capabilities"): the child gets no other descriptors and, when the root task runs as root in the VM, a
 uid of its own and resource limits.
+
+``subprocess`` is imported on the first spawn, not at import time: it (with ``signal`` and ``locale``)
+is a noticeable part of the emulated guest's start-up, and no worker runs before the console is ready.
 """
 from __future__ import annotations
 
 import os
-import signal
 import socket
-import subprocess
 import sys
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    import subprocess
 
 WORKER_MODULES = {"worker-heartbeat": "workers.worker_heart", "worker-gpu": "workers.worker_gpu"}
 CHANNEL_RECV_BYTES = 65536
@@ -41,6 +45,8 @@ class WorkerProcesses:
 
     # -- WorkerLauncher -----------------------------------------------------------------------
     def start(self, worker_id: str, role: str, ticket: str) -> None:
+        import subprocess
+
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         ours.setblocking(False)
         env = {"COHESIX_CHANNEL_FD": str(theirs.fileno()), "COHESIX_WORKER_ID": worker_id,
@@ -76,6 +82,8 @@ class WorkerProcesses:
                 self._drop(worker_id)
 
     def stop_all(self) -> None:
+        import subprocess
+
         for worker_id in list(self._workers):
             self.stop(worker_id)
         for worker in list(self._workers.values()):
@@ -122,7 +130,7 @@ class WorkerProcesses:
 
 def _kill_if_alive(process: subprocess.Popen) -> None:
     if process.poll() is None:
-        process.send_signal(signal.SIGKILL)
+        process.kill()
 
 
 def _limit_resources() -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import socket
 
+MAX_FD = os.sysconf("SC_OPEN_MAX")
+
 
 def serve(channel: socket.socket) -> int:
     while True:
@@ -23,13 +25,11 @@ def serve(channel: socket.socket) -> int:
             channel.send(f"PONG {arg}".encode("ascii"))
 
 
-def run_forked(channel: socket.socket, keep_fds: tuple[int, ...] = (0, 1, 2)) -> None:
-    """Child side after fork: drop every descriptor but the channel (and stdio), then serve."""
-    keep = set(keep_fds) | {channel.fileno()}
-    for fd in range(3, 1024):
-        if fd not in keep:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+def run_forked(channel: socket.socket) -> None:
+    """Child side after fork: drop every descriptor but stdio and the channel, then serve."""
+    ch = channel.fileno()
+    # Two close_range(2) calls, not a Python loop over every possible descriptor (that loop, with an
+    # exception per already-closed fd, cost ~70 ms of emulated CPU before the first PING was read).
+    os.closerange(3, ch)
+    os.closerange(ch + 1, MAX_FD)
     os._exit(serve(channel))
