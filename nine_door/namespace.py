@@ -7,7 +7,7 @@ ask the same function, so they cannot disagree.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 from .errors import EACCES, EINVAL, ENOENT, ENOTDIR, NineError
@@ -37,16 +37,19 @@ class Identity:
 
 @dataclass(frozen=True)
 class Rights:
-    """§5.3 cell: read, write, walk-through-only."""
+    """§5.3 cell: read, write, walk-through-only.
+
+    ``reach`` (may the caller walk to the node at all: R, W or T) is derived once here because
+    every walk step asks it.
+    """
 
     read: bool = False
     write: bool = False
     through: bool = False
+    reach: bool = field(init=False, compare=False, repr=False)
 
-    @property
-    def reach(self) -> bool:
-        """May the caller walk to the node at all (R, W or T)?"""
-        return self.read or self.write or self.through
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reach", self.read or self.write or self.through)
 
 
 _NONE = Rights()
@@ -61,7 +64,7 @@ _QUEEN_RIGHTS = {ZONE_PUBLIC: _R, ZONE_LOG: _RW, ZONE_QUEEN: _R, ZONE_QUEEN_CTL:
 
 def rights(node: Node, ident: Identity) -> Rights:
     """The §5.3 access matrix (schema 1.0/1.1 rows)."""
-    if ident.is_queen:
+    if ident.role == "queen":
         return _QUEEN_RIGHTS.get(node.zone, _NONE)
     zone = node.zone
     if zone == ZONE_PUBLIC:
@@ -81,9 +84,12 @@ def validate_name(name: str) -> None:
     """§3.4 component rule: 1–255 UTF-8 bytes, no ``/`` or NUL, not ``.`` or ``..`` (else EINVAL)."""
     if name in (".", "..") or "/" in name or "\x00" in name:
         raise NineError(EINVAL, f"bad path component {name!r}")
-    size = len(name.encode("utf-8", "surrogatepass"))
-    if not 1 <= size <= 255:
-        raise NineError(EINVAL, "path component length out of range")
+    # A character is at most 4 UTF-8 bytes, so 1..63 characters is always 1..252 bytes: only
+    # longer names need encoding to be measured (this runs for every walk name).
+    if not 0 < len(name) < 64:
+        size = len(name.encode("utf-8", "surrogatepass"))
+        if not 1 <= size <= 255:
+            raise NineError(EINVAL, "path component length out of range")
 
 
 def parse_abs_path(text: str, walk_depth: int) -> Path:
@@ -121,6 +127,9 @@ class Namespace:
         self._next_qid_path = 1
         self.ring_capacity = ring_capacity
         self.node_count = 0
+        # Bumped by every change to the tree's shape (a node linked in or removed); session views
+        # drop their walk memos when it moves (SessionView.walk).
+        self.generation = 0
         self.root = self._new(DirNode, "", ZONE_PUBLIC, None)
         self.proc = self.mkdir(self.root, "proc", ZONE_PUBLIC)
         self.log_dir = self.mkdir(self.root, "log", ZONE_PUBLIC)
@@ -141,6 +150,7 @@ class Namespace:
     def _attach(self, parent: DirNode, node: Node) -> Node:
         node.parent = parent
         parent.children[node.name] = node
+        self.generation += 1
         return node
 
     def mkdir(self, parent: DirNode, name: str, zone: str, owner: str | None = None) -> DirNode:
@@ -162,6 +172,7 @@ class Namespace:
 
     def remove(self, node: Node) -> None:
         """Unlink a subtree; its nodes are marked removed so live fids on them answer ENOENT."""
+        self.generation += 1
         if node.parent is not None:
             node.parent.children.pop(node.name, None)
         stack = [node]
@@ -186,13 +197,75 @@ class Namespace:
         return node
 
 
+WALK_MEMO_ENTRIES = 128   # per session; a full memo is simply cleared
+
+
 class SessionView:
-    """A session's view of the namespace: the global tree seen through its mount table (§5.6)."""
+    """A session's view of the namespace: the global tree seen through its mount table (§5.6).
+
+    ``mounts`` is changed only through :meth:`add_mount` and :meth:`reset_mounts`, which also drop
+    the walk memo (see :meth:`walk`).
+    """
 
     def __init__(self, namespace: Namespace, walk_depth: int) -> None:
         self.ns = namespace
         self.walk_depth = walk_depth
         self.mounts: list[MountEntry] = []
+        self._walks: dict[tuple[Node, Path, Path], tuple[list[Node], Path]] = {}
+        self._walks_generation = namespace.generation
+        self._walks_ident: Identity | None = None
+
+    def walk(self, node: Node, visible: Path, names: Path,
+             ident: Identity | None) -> tuple[list[Node], Path]:
+        """§3.4 walk of ``names`` from ``node`` (seen at ``visible``).
+
+        Returns the nodes reached, one per name, and the visible path of the last one. A failure
+        on the first name raises (EINVAL for bad names or depth, then ENOTDIR/ENOENT/EACCES); a
+        failure on a later name returns the successful prefix. Complete walks are memoized:
+        clients walk the same few paths over and over, and a walk's outcome depends only on the
+        names, the starting point, the tree, the mount table and the identity, so the memo is
+        dropped whenever the tree's generation, the mount table or the identity changes.
+        """
+        if not names:
+            return [], visible
+        key = (node, visible, names)
+        if self._walks_generation != self.ns.generation or self._walks_ident is not ident:
+            self._forget_walks(ident)
+        else:
+            hit = self._walks.get(key)
+            if hit is not None:
+                return hit
+        depth = self.walk_depth
+        if len(names) > depth:
+            raise NineError(EINVAL, "too many walk names")
+        for name in names:
+            validate_name(name)
+        if len(visible) + len(names) > depth:
+            raise NineError(EINVAL, "walk deeper than walk_depth")
+        nodes: list[Node] = []
+        for name in names:
+            try:
+                node = self.step(node, visible, name, ident)
+            except NineError:
+                if not nodes:                      # failure on the first name: the caller's error
+                    raise
+                return nodes, visible              # partial walk (never memoized)
+            visible += (name,)
+            nodes.append(node)
+        if len(self._walks) >= WALK_MEMO_ENTRIES:
+            self._walks.clear()
+        self._walks[key] = (nodes, visible)
+        return nodes, visible
+
+    def _forget_walks(self, ident: Identity | None) -> None:
+        self._walks.clear()
+        self._walks_generation = self.ns.generation
+        self._walks_ident = ident
+
+    def reset_mounts(self, entries: Iterable[MountEntry]) -> None:
+        """Replace the mount table (session start and Tversion, §5.6)."""
+        self.mounts[:] = entries
+        self._walks.clear()
 
     def _mount_for(self, visible: Path) -> MountEntry | None:
         for entry in reversed(self.mounts):       # later entries win for the same target
@@ -205,18 +278,17 @@ class SessionView:
 
         Raises ENOTDIR (walk from a file), ENOENT (missing name or vanished bind source) or EACCES.
         """
-        if not isinstance(node, DirNode):
+        if not node.is_dir:
             raise NineError(ENOTDIR, "walk from a non-directory")
-        target = visible + (name,)
-        entry = self._mount_for(target)
+        entry = self._mount_for(visible + (name,)) if self.mounts else None
         if entry is not None:
             child = self.ns.lookup_global(entry.source)
         else:
             child = node.children.get(name)
         if child is None or child.removed:
-            raise NineError(ENOENT, f"{fmt_path(target)} not found")
+            raise NineError(ENOENT, f"{fmt_path(visible + (name,))} not found")
         if ident is not None and not rights(child, ident).reach:
-            raise NineError(EACCES, f"{fmt_path(target)} not reachable")
+            raise NineError(EACCES, f"{fmt_path(visible + (name,))} not reachable")
         return child
 
     def resolve(self, path: Path, ident: Identity | None) -> Node:
@@ -252,3 +324,4 @@ class SessionView:
         if not isinstance(parent, DirNode):
             raise NineError(ENOTDIR, "target parent is not a directory")
         self.mounts.append(MountEntry(target, source, label))
+        self._walks.clear()

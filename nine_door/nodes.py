@@ -11,6 +11,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
 
+from .codec import pack_qid
 from .errors import EINVAL, EMSGSIZE, NineError
 
 QTDIR = 0x80
@@ -41,9 +42,15 @@ class Node:
     parent: "DirNode | None" = None
     version: int = 0
     removed: bool = False
+    # The 13-byte wire qid, kept current by __post_init__ and touch() (the only place the version
+    # changes): every walk step, open and getattr answers it, so it is packed once per version.
+    wire_qid: bytes = field(default=b"", init=False, repr=False)
 
     qid_type = QTFILE
     is_dir = False
+
+    def __post_init__(self) -> None:
+        self.wire_qid = pack_qid(self.qid_type, self.version, self.qid_path)
 
     def qid(self) -> tuple[int, int, int]:
         return (self.qid_type, self.version, self.qid_path)
@@ -52,6 +59,7 @@ class Node:
         """Record a content change: bump the qid version (mod 2^32) and the change time."""
         self.version = (self.version + 1) & 0xFFFFFFFF
         self.mtime_ns = now_ns
+        self.wire_qid = pack_qid(self.qid_type, self.version, self.qid_path)
 
     def size(self) -> int:
         return 0

@@ -123,6 +123,7 @@ class NineDoor:
         self.clock = clock if clock is not None else SystemClock()
         self.throttle = throttle
         self.net_info = net_info     # () -> {"link_up", "rx_frames", "tx_frames", "tx_drops"} (§5.4)
+        self._boot_static: bytes | None = None   # /proc/boot without live net counters (_render_boot)
         self.default_budget = BudgetDefaults(self.config.heartbeat_budget.ttl_s,
                                              self.config.heartbeat_budget.ops)
         self.ns = Namespace(self._now_ns, self.config.ring_bytes_per_worker)
@@ -461,23 +462,38 @@ class NineDoor:
         return self.clock.now_ms() * 1_000_000
 
     def _render_boot(self) -> bytes:
+        """``/proc/boot`` (§5.4). Everything but the ``net`` counters is fixed after boot, so it is
+        rendered once (and the whole file once when there is no ``net_info`` probe): Tgetattr
+        renders the file for its size, and pipelined clients getattr it thousands of times a second."""
+        content = self._boot_static
+        if content is None:
+            content = self._boot_static = self._render_boot_static()
+        if self.net_info is None or not self.config.any_tcp_listener:
+            return content
+        try:
+            info = dict(self.net_info())
+        except Exception:  # noqa: BLE001 - a failing probe must not make /proc/boot unreadable
+            info = {}
+        return content + _net_line(info)
+
+    def _render_boot_static(self) -> bytes:
         cfg = self.config
         lines = list(self.boot_lines)
         lines.append(f"manifest.schema={cfg.schema}")
         lines.append(f"manifest.sha256={cfg.manifest_sha256}")
         lines.append(f"secure9p msize={cfg.msize} walk_depth={cfg.walk_depth} "
                      f"tags_per_session={cfg.tags_per_session} batch_frames={_b(cfg.batch_frames)}")
-        if cfg.any_tcp_listener:
-            info: dict = {}
-            if self.net_info is not None:
-                try:
-                    info = dict(self.net_info())
-                except Exception:  # noqa: BLE001 - a failing probe must not make /proc/boot unreadable
-                    info = {}
-            lines.append(f"net link_up={_b(bool(info.get('link_up', False)))} "
-                         f"rx_frames={int(info.get('rx_frames', 0))} tx_frames={int(info.get('tx_frames', 0))} "
-                         f"tx_drops={int(info.get('tx_drops', 0))}")
-        return ("\n".join(lines) + "\n").encode("utf-8")
+        content = ("\n".join(lines) + "\n").encode("utf-8")
+        if self.net_info is None and cfg.any_tcp_listener:
+            content += _net_line({})
+        return content
+
+
+def _net_line(info: dict) -> bytes:
+    """The ``/proc/boot`` ``net`` line from a probe result (missing keys read as down / 0)."""
+    return (f"net link_up={_b(bool(info.get('link_up', False)))} "
+            f"rx_frames={int(info.get('rx_frames', 0))} tx_frames={int(info.get('tx_frames', 0))} "
+            f"tx_drops={int(info.get('tx_drops', 0))}\n").encode("utf-8")
 
 
 def _b(value: bool) -> str:

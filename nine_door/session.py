@@ -8,6 +8,12 @@ asks the server for identity, budgets and ctl effects.
 Requests are executed synchronously in arrival order, so a request is in flight only between its
 receipt and its reply. On a message transport all frames of one message are *received together*: the
 tag window and the duplicate-tag rule (§3.12) are applied to the whole batch before execution.
+
+Why handlers return encoded frames: every request costs decode → checks → handler → encode on one
+CPython thread, and a frozen reply dataclass (0.3–2 µs to build) plus the generic ``codec.encode``
+lookup cost more than the handler's own work. Handlers therefore call the ``codec.encode_r*``
+builders — the same functions ``codec.encode`` uses for the R dataclasses, so there is still one
+implementation of each reply layout — and answer qids from each node's cached wire form.
 """
 from __future__ import annotations
 
@@ -17,13 +23,15 @@ from typing import TYPE_CHECKING
 from . import codec
 from .errors import (EACCES, EBADF, EBUSY, EINVAL, EISDIR, EMSGSIZE, ENOENT, ENOTDIR, EPERM, ERANGE,
                      ESTALE, DecodeError, NineError)
+from .codec import (encode_rattach, encode_rclunk, encode_rflush, encode_rgetattr, encode_rlerror,
+                    encode_rlopen, encode_rread, encode_rreaddir, encode_rstatfs, encode_rversion,
+                    encode_rwalk, encode_rwrite)
 from .messages import (DT_DIR, DT_REG, GETATTR_BASIC, IOHDRSZ, NOFID, NOTAG, O_ACCMODE, O_DIRECTORY,
                        O_RDONLY, O_RDWR, O_TRUNC, O_WRONLY, S_IFDIR, S_IFREG, TFLUSH, V9FS_MAGIC,
-                       VERSION_9P2000L, VERSION_UNKNOWN, DirEntry, Qid, Rattach, Rclunk, Rflush,
-                       Rgetattr, Rlerror, Rlopen, Rread, Rreaddir, Rstatfs, Rversion, Rwalk, Rwrite,
-                       Tattach, Tauth, Tclunk, Tflush, Tgetattr, Tlopen, Tread, Treaddir, Tstatfs,
-                       Tversion, Twalk, Twrite, Unsupported)
-from .namespace import Identity, MountEntry, SessionView, parse_abs_path, rights, validate_name
+                       VERSION_9P2000L, VERSION_UNKNOWN, DirEntry, Qid, Tattach, Tauth, Tclunk,
+                       Tflush, Tgetattr, Tlopen, Tread, Treaddir, Tstatfs, Tversion, Twalk, Twrite,
+                       Unsupported)
+from .namespace import Identity, MountEntry, SessionView, parse_abs_path, rights
 from .nodes import CtlNode, DirNode, LogNode, Node, RingNode, SnapshotNode
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -34,7 +42,7 @@ PRE_VERSION_MSIZE = 8192  # until Tversion succeeds, frames above 8192 are overs
 MIN_MSIZE = 512
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Fid:
     """A live fid: the node it names, the visible path it was reached by, and its open state."""
 
@@ -52,12 +60,20 @@ class Fid:
 
 @dataclass
 class SessionStats:
-    """Per-session counters (observability, tests)."""
+    """Per-session counters (observability, tests).
+
+    Requests are counted per message class (a dict update on the hot path); ``counts`` gives the
+    per-name view on demand.
+    """
 
     requests: int = 0
     errors: int = 0
     replies: int = 0
-    counts: dict[str, int] = field(default_factory=dict)
+    by_type: dict[type, int] = field(default_factory=dict)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {cls.__name__: n for cls, n in self.by_type.items()}
 
 
 class Session:
@@ -67,7 +83,8 @@ class Session:
         self.door = door
         self.binding = binding
         self.session_id = session_id
-        self.msize: int | None = None          # None until a successful Tversion
+        self.msize: int | None = None          # None until a successful Tversion (see _set_msize)
+        self._iounit = PRE_VERSION_MSIZE - IOHDRSZ
         self.identity: Identity | None = None
         self.worker: "WorkerRecord | None" = None
         self.first_aname: str | None = None
@@ -82,18 +99,26 @@ class Session:
 
     # -- transport entry points -----------------------------------------------------------------
     def feed(self, data: bytes) -> list[bytes]:
-        """Stream transport: any chunk in, whole reply frames out. Raises FramingLost to close."""
+        """Stream transport: any chunk in, whole reply frames out, in request order.
+
+        Every complete frame of ``data`` is executed before returning, so a transport that sends
+        the returned list in one write answers a pipelined burst with one syscall. The reader's
+        limit follows the negotiated msize (:meth:`_set_msize`), so a Tversion applies to the
+        frames buffered behind it. Raises FramingLost: the transport must be closed.
+        """
         out: list[bytes] = []
+        append = out.append
+        pop = self._reader.pop
+        execute = self._execute
         self._reader.push(data)
         while True:
-            self._reader.msize = self._limit()
-            event = self._reader.pop()
+            event = pop()
             if event is None:
                 return out
-            if isinstance(event, codec.Oversize):
-                out.append(self._error(event.tag, EMSGSIZE))
-            else:
-                out.append(self._execute(event))
+            if event.__class__ is bytes:
+                append(execute(event))
+            else:                                  # codec.Oversize: read and dropped (§3.10)
+                append(self._error(event.tag, EMSGSIZE))
 
     def handle_message(self, message: bytes) -> list[bytes]:
         """Message transport: one message of 1..N whole frames in, one reply per frame out (§3.12)."""
@@ -143,23 +168,31 @@ class Session:
 
     @property
     def iounit(self) -> int:
-        return (self.msize or PRE_VERSION_MSIZE) - IOHDRSZ
+        return self._iounit
 
     def _limit(self) -> int:
         return self.msize if self.msize is not None else PRE_VERSION_MSIZE
 
+    def _set_msize(self, msize: int | None) -> None:
+        """The one place msize changes: keeps iounit and the stream reader's limit in step."""
+        self.msize = msize
+        limit = self._limit()
+        self._iounit = limit - IOHDRSZ
+        self._reader.msize = limit
+
     def _error(self, tag: int | None, errno: int) -> bytes:
         self.stats.errors += 1
-        return codec.encode(Rlerror(NOTAG if tag is None else tag, errno))
+        return encode_rlerror(NOTAG if tag is None else tag, errno)
 
     def _reset_mounts(self) -> None:
-        self.view.mounts.clear()
+        entries = []
         for mount in self.door.config.mounts:
             source = self.door.provider_root(mount.service)
             if source is None:
                 continue
             target = parse_abs_path(mount.at, self.door.config.walk_depth)
-            self.view.mounts.append(MountEntry(target, source, f"mount:{mount.service}"))
+            entries.append(MountEntry(target, source, f"mount:{mount.service}"))
+        self.view.reset_mounts(entries)
 
     def _clear_identity(self) -> None:
         if self.worker is not None:
@@ -177,45 +210,56 @@ class Session:
 
     def _live_fid(self, fid: int) -> Fid:
         """A live fid whose node still exists (removed nodes answer ENOENT, §3.9)."""
-        entry = self._get_fid(fid)
+        entry = self.fids.get(fid)
+        if entry is None:
+            raise NineError(EBADF, f"fid {fid} is not live")
         if entry.node.removed:
             raise NineError(ENOENT, "node was removed")
         return entry
 
     # -- dispatch ---------------------------------------------------------------------------------
     def _execute(self, frame: bytes) -> bytes:
-        self.stats.requests += 1
+        """One whole frame in, its reply frame out; no exception escapes but framing loss."""
+        stats = self.stats
+        stats.requests += 1
         try:
-            msg = codec.decode(frame)
+            msg = _decode(frame)
         except DecodeError as exc:
             tag = exc.tag if exc.tag is not None else codec.peek_tag(frame)
             return self._error(tag, exc.errno)
-        name = type(msg).__name__
-        self.stats.counts[name] = self.stats.counts.get(name, 0) + 1
+        cls = msg.__class__
+        counts = stats.by_type
+        counts[cls] = counts.get(cls, 0) + 1
         try:
-            reply = self._dispatch(msg)
+            # The gates only matter for a revoked, un-negotiated or worker session; a negotiated
+            # queen session (most traffic) skips the call.
+            if self.revoked or self.msize is None or self.worker is not None:
+                self._gate(cls)
+            reply = _HANDLERS.get(cls, Session._unknown)(self, msg)
         except NineError as exc:
             return self._error(msg.tag, exc.errno)
-        self.stats.replies += 1
-        return codec.encode(reply)
+        stats.replies += 1
+        return reply
 
-    def _dispatch(self, msg):
+    def _gate(self, cls: type) -> None:
+        """Session-level refusals in SPEC order: ESTALE (§4.6), EINVAL before Tversion (§3.3), then
+        the worker's deadline and ops budget, charged for every request but Tversion/Tattach."""
         if self.revoked:
             raise NineError(ESTALE, "session revoked")
-        if isinstance(msg, Tversion):
-            return self._version(msg)
+        if cls is Tversion:
+            return
         if self.msize is None:
             raise NineError(EINVAL, "session not negotiated")
-        if self.worker is not None and not isinstance(msg, Tattach):
+        if self.worker is not None and cls is not Tattach:
             self.door.charge_request(self)         # ESTALE + revocation when exhausted
-        if isinstance(msg, Unsupported):
-            raise NineError(msg.errno, "outside the Secure9P subset")
-        handler = _HANDLERS.get(type(msg))
-        if handler is None:                    # defensive: a decodable type without a handler
-            raise NineError(EINVAL, "unsupported request")
-        return handler(self, msg)
 
-    def _version(self, msg: Tversion):
+    def _unknown(self, msg) -> bytes:
+        raise NineError(EINVAL, "unsupported request")   # defensive: decodable but no handler
+
+    def _unsupported(self, msg: Unsupported) -> bytes:
+        raise NineError(msg.errno, "outside the Secure9P subset")
+
+    def _version(self, msg: Tversion) -> bytes:
         if msg.msize < MIN_MSIZE:
             raise NineError(EINVAL, "msize below 512")
         self.fids.clear()
@@ -223,12 +267,12 @@ class Session:
         self._reset_mounts()
         server_msize = self.door.config.msize
         if msg.version != VERSION_9P2000L:
-            self.msize = None
-            return Rversion(msg.tag, server_msize, VERSION_UNKNOWN)
-        self.msize = min(msg.msize, server_msize)
-        return Rversion(msg.tag, self.msize, VERSION_9P2000L)
+            self._set_msize(None)
+            return encode_rversion(msg.tag, server_msize, VERSION_UNKNOWN)
+        self._set_msize(min(msg.msize, server_msize))
+        return encode_rversion(msg.tag, self.msize, VERSION_9P2000L)
 
-    def _auth(self, msg: Tauth):
+    def _auth(self, msg: Tauth) -> bytes:
         raise NineError(ENOENT, "authentication is carried in Tattach")
 
     def _attach(self, msg: Tattach):
@@ -254,36 +298,24 @@ class Session:
                     result.worker.sessions.add(self)
         root = self.door.ns.root
         self.fids[msg.fid] = Fid(root, ())
-        return Rattach(msg.tag, _qid(root))
+        return encode_rattach(msg.tag, root.wire_qid)
 
-    def _walk(self, msg: Twalk):
+    def _walk(self, msg: Twalk) -> bytes:
+        fids = self.fids
         src = self._live_fid(msg.fid)
-        if msg.newfid != msg.fid and (msg.newfid == NOFID or msg.newfid in self.fids):
+        newfid = msg.newfid
+        if newfid != msg.fid and (newfid == NOFID or newfid in fids):
             raise NineError(EBADF, "newfid is live")
-        if src.opened and msg.newfid == msg.fid:
+        if src.mode is not None and newfid == msg.fid:
             raise NineError(EINVAL, "cannot walk an opened fid in place")
-        depth = self.door.config.walk_depth
-        if len(msg.wnames) > depth:
-            raise NineError(EINVAL, "too many walk names")
-        for name in msg.wnames:
-            validate_name(name)
-        if len(src.path) + len(msg.wnames) > depth:
-            raise NineError(EINVAL, "walk deeper than walk_depth")
-        node, path = src.node, src.path
-        qids: list[Qid] = []
-        for index, name in enumerate(msg.wnames):
-            try:
-                node = self.view.step(node, path, name, self.identity)
-            except NineError:
-                if index == 0:
-                    raise
-                return Rwalk(msg.tag, tuple(qids))   # partial walk: newfid not bound
-            path = path + (name,)
-            qids.append(_qid(node))
-        self.fids[msg.newfid] = Fid(node, path)
-        return Rwalk(msg.tag, tuple(qids))
+        wnames = msg.wnames
+        nodes, path = self.view.walk(src.node, src.path, wnames, self.identity)
+        qids = [node.wire_qid for node in nodes]
+        if len(nodes) == len(wnames):
+            fids[newfid] = Fid(nodes[-1] if nodes else src.node, path)
+        return encode_rwalk(msg.tag, qids)             # a short Rwalk leaves newfid unbound (§3.4)
 
-    def _lopen(self, msg: Tlopen):
+    def _lopen(self, msg: Tlopen) -> bytes:
         fid = self._get_fid(msg.fid)
         if fid.opened:
             raise NineError(EINVAL, "fid already open")
@@ -313,16 +345,16 @@ class Session:
             elif isinstance(node, RingNode):
                 fid.ring_pos = node.oldest_rseq
         fid.mode = access
-        return Rlopen(msg.tag, _qid(node), self.iounit)
+        return encode_rlopen(msg.tag, node.wire_qid, self._iounit)
 
-    def _read(self, msg: Tread):
+    def _read(self, msg: Tread) -> bytes:
         fid = self._live_fid(msg.fid)
         if fid.mode not in (O_RDONLY, O_RDWR):
             raise NineError(EBADF, "fid not open for reading")
         node = fid.node
         if node.is_dir:
             raise NineError(EISDIR, "use Treaddir on directories")
-        count = min(msg.count, self.iounit)
+        count = min(msg.count, self._iounit)
         if isinstance(node, RingNode):
             if fid.ring_pos < node.oldest_rseq:
                 requested, fid.ring_pos = fid.ring_pos, node.oldest_rseq
@@ -330,31 +362,32 @@ class Session:
                                      f"oldest={node.oldest_rseq}")
                 raise NineError(ERANGE, "records were evicted")
             data, fid.ring_pos = node.read_from(fid.ring_pos, count)
-            return Rread(msg.tag, data)
+            return encode_rread(msg.tag, data)
         content = fid.snapshot or b""
-        if msg.offset >= len(content):
-            return Rread(msg.tag, b"")
-        return Rread(msg.tag, content[msg.offset:msg.offset + count])
+        offset = msg.offset
+        if offset >= len(content):
+            return encode_rread(msg.tag, b"")
+        return encode_rread(msg.tag, content[offset:offset + count])
 
-    def _write(self, msg: Twrite):
+    def _write(self, msg: Twrite) -> bytes:
         fid = self._live_fid(msg.fid)
         if fid.mode not in (O_WRONLY, O_RDWR):
             raise NineError(EBADF, "fid not open for writing")
         node = fid.node
         if isinstance(node, LogNode):
-            return Rwrite(msg.tag, self.door.client_log_append(node, msg.data))
+            return encode_rwrite(msg.tag, self.door.client_log_append(node, msg.data))
         if isinstance(node, CtlNode):
-            return Rwrite(msg.tag, node.handler(self, msg.data))
+            return encode_rwrite(msg.tag, node.handler(self, msg.data))
         if isinstance(node, RingNode):
-            return Rwrite(msg.tag, self.door.ring_write(self, node, msg.data))
+            return encode_rwrite(msg.tag, self.door.ring_write(self, node, msg.data))
         raise NineError(EACCES, "node is not writable")
 
-    def _clunk(self, msg: Tclunk):
+    def _clunk(self, msg: Tclunk) -> bytes:
         if self.fids.pop(msg.fid, None) is None:
             raise NineError(EBADF, f"fid {msg.fid} is not live")
-        return Rclunk(msg.tag)
+        return encode_rclunk(msg.tag)
 
-    def _getattr(self, msg: Tgetattr):
+    def _getattr(self, msg: Tgetattr) -> bytes:
         fid = self._live_fid(msg.fid)
         node = fid.node
         allowed = rights(node, self.identity)
@@ -367,10 +400,11 @@ class Session:
             mode |= 0o111
         size = node.size()
         sec, nsec = divmod(node.mtime_ns, 1_000_000_000)
-        return Rgetattr(msg.tag, GETATTR_BASIC, _qid(node), mode, 0, 0, 1, 0, size, self.iounit,
-                        (size + 511) // 512, sec, nsec, sec, nsec, sec, nsec, 0, 0, 0, 0)
+        return encode_rgetattr(msg.tag, GETATTR_BASIC, node.wire_qid, mode, 0, 0, 1, 0, size,
+                               self._iounit, (size + 511) // 512, sec, nsec, sec, nsec, sec, nsec,
+                               0, 0, 0, 0)
 
-    def _readdir(self, msg: Treaddir):
+    def _readdir(self, msg: Treaddir) -> bytes:
         fid = self._live_fid(msg.fid)
         node = fid.node
         if not isinstance(node, DirNode):
@@ -381,7 +415,7 @@ class Session:
             fid.listing = [DirEntry(_qid(child), index + 1, DT_DIR if child.is_dir else DT_REG, name)
                            for index, (name, child) in
                            enumerate(self.view.listing(node, fid.path, self.identity))]
-        budget = min(msg.count, self.iounit)
+        budget = min(msg.count, self._iounit)
         chunks: list[bytes] = []
         used = 0
         for entry in fid.listing[msg.offset:]:
@@ -392,15 +426,15 @@ class Session:
                 break
             chunks.append(codec.encode_dirent(entry))
             used += size
-        return Rreaddir(msg.tag, b"".join(chunks))
+        return encode_rreaddir(msg.tag, b"".join(chunks))
 
-    def _statfs(self, msg: Tstatfs):
+    def _statfs(self, msg: Tstatfs) -> bytes:
         self._get_fid(msg.fid)
-        return Rstatfs(msg.tag, V9FS_MAGIC, 4096, 0, 0, 0, self.door.ns.node_count, 0, 0, 255)
+        return encode_rstatfs(msg.tag, V9FS_MAGIC, 4096, 0, 0, 0, self.door.ns.node_count, 0, 0, 255)
 
-    def _flush(self, msg: Tflush):
+    def _flush(self, msg: Tflush) -> bytes:
         # Requests run to completion before the next one is read, so oldtag is never still in flight.
-        return Rflush(msg.tag)
+        return encode_rflush(msg.tag)
 
 
 def _qid(node: Node) -> Qid:
@@ -408,8 +442,12 @@ def _qid(node: Node) -> Qid:
     return Qid(qtype, version, path)
 
 
+_decode = codec.decode
+
+# Message class → handler: one dict lookup instead of an isinstance chain per request.
 _HANDLERS = {
-    Tauth: Session._auth, Tattach: Session._attach, Twalk: Session._walk, Tlopen: Session._lopen,
-    Tread: Session._read, Twrite: Session._write, Tclunk: Session._clunk, Tgetattr: Session._getattr,
-    Treaddir: Session._readdir, Tstatfs: Session._statfs, Tflush: Session._flush,
+    Tversion: Session._version, Tauth: Session._auth, Tattach: Session._attach,
+    Twalk: Session._walk, Tlopen: Session._lopen, Tread: Session._read, Twrite: Session._write,
+    Tclunk: Session._clunk, Tgetattr: Session._getattr, Treaddir: Session._readdir,
+    Tstatfs: Session._statfs, Tflush: Session._flush, Unsupported: Session._unsupported,
 }

@@ -117,8 +117,24 @@ class NinePListener:
             self._close(conn, "framing")
             return
         if replies:
-            conn.out += b"".join(replies)
-            self._flush(conn)
+            self._send(conn, b"".join(replies))
+
+    def _send(self, conn: _Conn, data: bytes) -> None:
+        """All replies to one read go out in one write. With nothing queued (the usual case) they
+        are sent straight from ``data``; only what the socket does not take is queued."""
+        if not conn.out:
+            try:
+                sent = conn.sock.send(data)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError:
+                self._close(conn, "error")
+                return
+            if sent == len(data):
+                return
+            data = memoryview(data)[sent:]
+        conn.out += data
+        self._flush(conn)
 
     def _flush(self, conn: _Conn) -> None:
         if conn.conn_id not in self.conns:
