@@ -47,43 +47,69 @@ class Transport(Protocol):
 
 
 # --- transports -------------------------------------------------------------------------------
-class SocketStreamTransport:
-    """Frames over a connected stream socket (the 9P TCP listener, §3.14)."""
+class _QueuedTransport:
+    """What every transport shares: received frames wait in a queue; a round trip is send + recv."""
 
-    def __init__(self, sock) -> None:
-        self.sock = sock
-        self._reader = codec.FrameReader(msize=m.MAX_FRAME)   # the server bounds reply sizes
+    def __init__(self) -> None:
         self._pending: deque[bytes] = deque()
 
     def send(self, frame: bytes) -> None:
-        self.sock.sendall(frame)
+        raise NotImplementedError
 
     def recv(self) -> bytes:
-        while not self._pending:
-            data = self.sock.recv(_RECV_CHUNK)
-            if not data:
-                raise ConnectionError("9P connection closed by peer")
-            self._pending.extend(self._reader.feed(data))
-        return self._pending.popleft()
+        raise NotImplementedError
 
     def roundtrip(self, frame: bytes) -> bytes:
         self.send(frame)
         return self.recv()
 
+
+class _SocketTransport(_QueuedTransport):
+    """A socket whose received bytes are cut into frames by :meth:`_frames`."""
+
+    closed_text = "9P connection closed by peer"
+
+    def __init__(self, sock) -> None:
+        super().__init__()
+        self.sock = sock
+
+    def _frames(self, data: bytes) -> list[bytes]:
+        raise NotImplementedError
+
+    def recv(self) -> bytes:
+        while not self._pending:
+            data = self.sock.recv(_RECV_CHUNK)
+            if not data:
+                raise ConnectionError(self.closed_text)
+            self._pending.extend(self._frames(data))
+        return self._pending.popleft()
+
     def close(self) -> None:
         self.sock.close()
 
 
-class SeqPacketTransport:
+class SocketStreamTransport(_SocketTransport):
+    """Frames over a connected stream socket (the 9P TCP listener, §3.14)."""
+
+    def __init__(self, sock) -> None:
+        super().__init__(sock)
+        self._reader = codec.FrameReader(msize=m.MAX_FRAME)   # the server bounds reply sizes
+
+    def send(self, frame: bytes) -> None:
+        self.sock.sendall(frame)
+
+    def _frames(self, data: bytes) -> list[bytes]:
+        return self._reader.feed(data)
+
+
+class SeqPacketTransport(_SocketTransport):
     """Frames over a message-preserving socket (SOCK_SEQPACKET pair: the in-VM channel).
 
     One ``send`` is one transport message; ``send_batch`` puts several frames in one message
     (§3.12). A received message is split into its frames, which ``recv`` returns one by one.
     """
 
-    def __init__(self, sock) -> None:
-        self.sock = sock
-        self._pending: deque[bytes] = deque()
+    closed_text = "9P channel closed by peer"
 
     def send(self, frame: bytes) -> None:
         self.sock.send(frame)
@@ -91,28 +117,16 @@ class SeqPacketTransport:
     def send_batch(self, frames: Iterable[bytes]) -> None:
         self.sock.send(b"".join(frames))
 
-    def recv(self) -> bytes:
-        while not self._pending:
-            message = self.sock.recv(_RECV_CHUNK)
-            if not message:
-                raise ConnectionError("9P channel closed by peer")
-            self._pending.extend(codec.split_batch(message))
-        return self._pending.popleft()
-
-    def roundtrip(self, frame: bytes) -> bytes:
-        self.send(frame)
-        return self.recv()
-
-    def close(self) -> None:
-        self.sock.close()
+    def _frames(self, data: bytes) -> list[bytes]:
+        return codec.split_batch(data)
 
 
-class InProcessTransport:
+class InProcessTransport(_QueuedTransport):
     """Calls ``session.handle_message(frame)`` in-process (the console bridge, tests)."""
 
     def __init__(self, session) -> None:
+        super().__init__()
         self.session = session
-        self._pending: deque[bytes] = deque()
 
     def send(self, frame: bytes) -> None:
         for message in self.session.handle_message(frame):
@@ -122,10 +136,6 @@ class InProcessTransport:
         if not self._pending:
             raise ProtocolError("the session produced no reply")
         return self._pending.popleft()
-
-    def roundtrip(self, frame: bytes) -> bytes:
-        self.send(frame)
-        return self.recv()
 
     def close(self) -> None:
         close = getattr(self.session, "close", None)

@@ -14,9 +14,9 @@ from typing import Callable
 
 from .errors import FramingLost
 from .server import ChannelBinding, NineDoor
+from .sockio import drain, recv_step
 
 MAX_CONNECTIONS = 64
-RECV_BYTES = 65536
 ACCEPT_BATCH = 64          # SPEC §2.4: at most 64 work items per callback
 MAX_PENDING_OUT = 1 << 20  # stop reading a connection with more than 1 MiB of unsent replies
 
@@ -101,15 +101,11 @@ class NinePListener:
     def _on_readable(self, conn: _Conn) -> None:
         if conn.conn_id not in self.conns:
             return
-        try:
-            data = conn.sock.recv(RECV_BYTES)
-        except (BlockingIOError, InterruptedError):
+        data = recv_step(conn.sock)
+        if data is None:
             return
-        except OSError:
-            self._close(conn, "error")
-            return
-        if not data:
-            self._close(conn, "eof")
+        if isinstance(data, str):
+            self._close(conn, data)
             return
         try:
             replies = conn.session.feed(data)
@@ -139,15 +135,9 @@ class NinePListener:
     def _flush(self, conn: _Conn) -> None:
         if conn.conn_id not in self.conns:
             return
-        while conn.out:
-            try:
-                sent = conn.sock.send(conn.out)
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError:
-                self._close(conn, "error")
-                return
-            del conn.out[:sent]
+        if not drain(conn.sock, conn.out):
+            self._close(conn, "error")
+            return
         if conn.out and not conn.writing:
             self.pump.add_writer(conn.sock, lambda c=conn: self._flush(c))
             conn.writing = True

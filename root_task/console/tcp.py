@@ -25,6 +25,7 @@ import socket
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from nine_door.sockio import drain, recv_step
 from root_task.console import acks
 from root_task.console.context import ConsoleContext
 from root_task.console.framing import FrameDecoder, Lost, Oversize, encode_frame
@@ -32,7 +33,6 @@ from root_task.console.line_editor import clean_payload, decoded_length
 from root_task.console.session import ConsoleSession, State
 
 BATCH = 64
-RECV_BYTES = 65536
 HIGH_WATER = 64 * 1024
 MAX_OUTPUT_BYTES = 4 * 1024 * 1024
 LINGER_S = 2.0
@@ -169,15 +169,11 @@ class TcpConsoleServer:
     def _on_readable(self, conn: _Conn) -> None:
         if conn.closed or conn.closing:
             return
-        try:
-            data = conn.sock.recv(RECV_BYTES)
-        except (BlockingIOError, InterruptedError):
+        data = recv_step(conn.sock)
+        if data is None:
             return
-        except OSError:
-            self._finish_close(conn, "error")
-            return
-        if not data:
-            self._finish_close(conn, "eof")
+        if isinstance(data, str):
+            self._finish_close(conn, data)
             return
         conn.pending.extend(conn.decoder.feed(data))
         self._process(conn)
@@ -292,15 +288,9 @@ class TcpConsoleServer:
     def _flush(self, conn: _Conn) -> None:
         if conn.closed:
             return
-        while conn.out:
-            try:
-                sent = conn.sock.send(conn.out)
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError:
-                self._finish_close(conn, conn.close_reason if conn.closing else "error")
-                return
-            del conn.out[:sent]
+        if not drain(conn.sock, conn.out):
+            self._finish_close(conn, conn.close_reason if conn.closing else "error")
+            return
         if conn.closing and not conn.out:
             self._finish_close(conn, conn.close_reason)
             return
