@@ -7,6 +7,16 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 REPO_IR = REPO / "configs" / "root_task.toml"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+# The repository's own coh-rtc invocation (dodo.py's regen task), relative to REPO.
+CANONICAL_ARGS = [
+    "configs/root_task.toml",
+    "--out",
+    "root_task/generated",
+    "--manifest",
+    "out/manifests/root_task_resolved.json",
+    "--cli-script",
+    "tests/cli/boot_v0.coh",
+]
 
 # The SPEC §14.2 example IR (schema 1.3), verbatim.
 SPEC_EXAMPLE = '''root_task.schema = "1.3"

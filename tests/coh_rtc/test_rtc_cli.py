@@ -12,17 +12,8 @@ import pytest
 from coh_rtc import compile_ir
 from coh_rtc.cli import main
 
+from rtc_helpers import CANONICAL_ARGS as CANONICAL
 from rtc_helpers import REPO
-
-CANONICAL = [
-    "configs/root_task.toml",
-    "--out",
-    "root_task/generated",
-    "--manifest",
-    "out/manifests/root_task_resolved.json",
-    "--cli-script",
-    "tests/cli/boot_v0.coh",
-]
 
 
 @pytest.fixture

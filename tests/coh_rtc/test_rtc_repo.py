@@ -10,24 +10,13 @@ from coh_rtc import IRError, compile_ir
 from coh_rtc.cli import main
 from coh_rtc.testing import write_ir
 
-from rtc_helpers import REPO
+from rtc_helpers import CANONICAL_ARGS, REPO
 
 
 def test_repository_outputs_have_not_drifted(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     """`coh-rtc --check` on the real tree (read-only): regenerate after editing configs/root_task.toml."""
     monkeypatch.chdir(REPO)
-    code = main(
-        [
-            "configs/root_task.toml",
-            "--out",
-            "root_task/generated",
-            "--manifest",
-            "out/manifests/root_task_resolved.json",
-            "--cli-script",
-            "tests/cli/boot_v0.coh",
-            "--check",
-        ]
-    )
+    code = main(CANONICAL_ARGS + ["--check"])
     captured = capsys.readouterr()
     generated_missing = not (REPO / "out/manifests/root_task_resolved.json").exists()
     if generated_missing:  # out/ is git-ignored: a fresh checkout has not run the compiler yet

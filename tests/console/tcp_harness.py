@@ -104,3 +104,13 @@ class Peer:
 
     def close(self) -> None:
         self.sock.close()
+
+    def attach_ping_cat_boot(self) -> None:
+        """The C9 core after AUTH: attach as queen, ping, read /proc/boot (both console suites use it)."""
+        self.send("ATTACH queen")
+        self.expect("OK ATTACH role=queen")
+        self.send("PING")
+        self.expect("PONG", "OK PING reply=pong")
+        self.send("CAT /proc/boot")
+        out = self.stream()
+        assert out[0].startswith("OK CAT path=/proc/boot data=") and out[1] == "Cohesix boot: root-task online"

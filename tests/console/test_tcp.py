@@ -36,13 +36,7 @@ def test_auth_attach_ping_cat_quit(make_harness):
     p = h.connect()
     p.send_raw(bytes.fromhex("1100000041555448206368616e67656d65"))   # SPEC example bytes
     assert p.sock.recv(11) == bytes.fromhex("0b0000004f4b2041555448")
-    p.send("ATTACH queen")
-    p.expect("OK ATTACH role=queen")
-    p.send("PING")
-    p.expect("PONG", "OK PING reply=pong")
-    p.send("CAT /proc/boot")
-    out = p.stream()
-    assert out[0].startswith("OK CAT path=/proc/boot data=") and out[1] == "Cohesix boot: root-task online"
+    p.attach_ping_cat_boot()
     p.send("quit")
     p.expect("OK QUIT")
     assert p.closed()
