@@ -16,7 +16,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-CACHE_NAME = "dataclass_methods.bin"
+from root_task import precompiled
+
+CACHE_PATH = precompiled.CACHE_PATH   # where /init's install() reads the table
 
 _RECORD_SCRIPT = r"""
 import importlib, json, marshal, sys
@@ -63,8 +65,7 @@ def record(lib: Path, stdlib_zip: Path, python: str | None = None) -> tuple[byte
                            "-c", _RECORD_SCRIPT, arg], capture_output=True, cwd="/")
     if proc.returncode != 0:
         raise RuntimeError(f"recording dataclass methods failed: {proc.stderr.decode(errors='replace')}")
-    import marshal
-    from importlib.util import MAGIC_NUMBER
-
-    count = len(marshal.loads(proc.stdout[len(MAGIC_NUMBER):]))
-    return proc.stdout, count
+    table = precompiled.load(proc.stdout)   # the guest's own reader checks what we wrote
+    if table is None:
+        raise RuntimeError("recorded dataclass table does not load with this interpreter's magic")
+    return proc.stdout, len(table.codes)

@@ -341,19 +341,11 @@ def decode(frame: bytes):
     """Decode one request frame (server side); see the module docstring."""
     if type(frame) is not bytes:
         frame = bytes(frame)
-    if len(frame) < HEADER_SIZE:
-        raise DecodeError(f"frame of {len(frame)} bytes is shorter than the 7-byte header")
-    size, mtype, tag = _HDR_UNPACK(frame)
-    if size != len(frame):
-        raise DecodeError(f"size field {size} != frame length {len(frame)}", tag)
-    fn = _REQUEST_DECODERS_GET(mtype)
+    mtype, tag = _header(frame)
+    fn = _REQUEST_DECODERS.get(mtype)
     if fn is None:
         return Unsupported(mtype, tag)
     return fn(frame, tag)
-
-
-_HDR_UNPACK = _HDR.unpack_from
-_REQUEST_DECODERS_GET = _REQUEST_DECODERS.get
 
 
 def decode_reply(frame: bytes):
@@ -383,7 +375,7 @@ def _s(text: str) -> bytes:
 
 
 def _qb(q: Qid) -> bytes:
-    return _QID.pack(q.type, q.version, q.path)
+    return pack_qid(q.type, q.version, q.path)
 
 
 def pack_qid(qtype: int, version: int, path: int) -> bytes:

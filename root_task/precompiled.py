@@ -101,7 +101,6 @@ def install(path: str = CACHE_PATH) -> PrecompiledMethods | None:
     return table
 
 
-
 class _ImportOnUse(types.ModuleType):
     """Stands in for a module until one of its attributes is used, then mirrors the real module."""
 
