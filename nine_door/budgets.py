@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at boot (docs/build.md)
 if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
+
     from .nodes import DirNode, RingNode
 
 WORKER_ID_RE = re.compile(r"worker-[1-9][0-9]*\Z")

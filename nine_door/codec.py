@@ -42,8 +42,8 @@ data bytes present. The decoder never reads outside ``frame``.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Union
 
 from nine_door.errors import DecodeError, FramingLost
 from nine_door.messages import (
@@ -546,7 +546,7 @@ class Oversize:
     size: int
 
 
-FrameEvent = Union[bytes, Oversize]
+FrameEvent = bytes | Oversize
 
 
 def frame_size(prefix: bytes) -> int | None:

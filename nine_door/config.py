@@ -7,8 +7,12 @@ module) and host mode (in-memory compile), so the two cannot drift.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at boot (docs/build.md)
+if TYPE_CHECKING:
+    from typing import Any
 
 ROLE_LABELS = ("queen", "worker-heartbeat", "worker-gpu")
 LEGACY_RING_BYTES = 65536  # SPEC §7.1: before schema 1.2 every ring is text, 65536 bytes

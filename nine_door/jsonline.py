@@ -6,8 +6,11 @@ rejects all of those with EINVAL, so this module makes each of them a :class:`Js
 """
 from __future__ import annotations
 
-import json
-from typing import Any, Iterable
+from collections.abc import Iterable
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at boot (docs/build.md)
+if TYPE_CHECKING:
+    from typing import Any
 
 U63_MAX = 2**63 - 1
 
@@ -40,6 +43,8 @@ def _reject_constant(name: str) -> Any:
 
 def parse_object(line: str) -> dict[str, Any]:
     """Parse one line holding exactly one JSON object; duplicates, NaN and trailing data are errors."""
+    import json  # imported on first use: the first /queen/ctl write pays for it, not the boot
+
     try:
         value = json.loads(line, object_pairs_hook=_pairs_no_duplicates, parse_float=_NonInteger,
                            parse_constant=_reject_constant)

@@ -13,7 +13,7 @@ a message value can never be internally inconsistent.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
+
 
 # --- wire constants (SPEC §3.1) --------------------------------------------------------------
 NOTAG = 0xFFFF
@@ -342,11 +342,11 @@ def unsupported_errno(mtype: int) -> int:
     return 22           # EINVAL: Treadlink, Tlerror, 9P2000-only, R-numbers, unknown bytes
 
 
-Request = Union[Tversion, Tauth, Tattach, Twalk, Tlopen, Tread, Twrite, Tclunk, Tgetattr,
-                Treaddir, Tstatfs, Tflush]
-Reply = Union[Rversion, Rattach, Rwalk, Rlopen, Rread, Rwrite, Rclunk, Rgetattr, Rreaddir,
-              Rstatfs, Rflush, Rlerror]
-Message = Union[Request, Reply, Unsupported]
+Request = (Tversion | Tauth | Tattach | Twalk | Tlopen | Tread | Twrite | Tclunk | Tgetattr | Treaddir | Tstatfs
+           | Tflush)
+Reply = (Rversion | Rattach | Rwalk | Rlopen | Rread | Rwrite | Rclunk | Rgetattr | Rreaddir | Rstatfs | Rflush
+         | Rlerror)
+Message = Request | Reply | Unsupported
 
 #: dataclass → type byte, for every encodable message.
 TYPE_OF: dict[type, int] = {

@@ -7,8 +7,8 @@ ask the same function, so they cannot disagree.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
 
 from .errors import EACCES, EINVAL, ENOENT, ENOTDIR, NineError
 from .nodes import (CtlNode, DirNode, LogNode, Node, RingNode, SnapshotNode, ZONE_LOG, ZONE_PUBLIC,

@@ -8,8 +8,8 @@ sessions; access policy lives in ``namespace.py``.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from .codec import pack_qid
 from .errors import EINVAL, EMSGSIZE, NineError

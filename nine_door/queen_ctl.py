@@ -7,8 +7,12 @@ calls) live in :class:`nine_door.server.NineDoor`; this module never touches the
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Union
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at boot (docs/build.md)
+if TYPE_CHECKING:
+    from typing import Any
 
 from .budgets import is_worker_id
 from .errors import EINVAL, NineError
@@ -64,7 +68,7 @@ class Mount:
     at: str
 
 
-Command = Union[SpawnHeartbeat, SpawnGpu, Kill, SetBudget, Bind, Mount]
+Command = SpawnHeartbeat | SpawnGpu | Kill | SetBudget | Bind | Mount
 
 
 def parse_command(line: str) -> Command:

@@ -9,8 +9,10 @@ locking is needed.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at boot (docs/build.md)
 
 from .budgets import (REASON_KILLED, REASON_OPS, REASON_TICKS, REASON_TTL, Budget, WorkerRecord,
                       fmt_limit, is_worker_id)
@@ -56,9 +58,23 @@ class ChannelBinding:
     worker_id: str | None = None
 
 
-class Clock(Protocol):
-    def now_ms(self) -> int: ...
-    def monotonic(self) -> float: ...
+if TYPE_CHECKING:  # pragma: no cover - interfaces for type checkers; duck-typed at run time
+    from typing import Any, Protocol
+
+    class Clock(Protocol):
+        def now_ms(self) -> int: ...
+        def monotonic(self) -> float: ...
+
+    class WorkerLauncher(Protocol):
+        def start(self, worker_id: str, role: str, ticket: str) -> None: ...
+        def stop(self, worker_id: str) -> None: ...
+
+    class AttachThrottle(Protocol):
+        """§10.7 per-origin attach throttling, shared with the console (root_task/console/throttle.py)."""
+
+        def check(self, origin: str, now_ms: int) -> tuple[bool, str, int]: ...
+        def record_failure(self, origin: str, now_ms: int) -> None: ...
+        def record_success(self, origin: str) -> None: ...
 
 
 class SystemClock:
@@ -71,11 +87,6 @@ class SystemClock:
         return time.monotonic()
 
 
-class WorkerLauncher(Protocol):
-    def start(self, worker_id: str, role: str, ticket: str) -> None: ...
-    def stop(self, worker_id: str) -> None: ...
-
-
 class NullLauncher:
     """Launcher that starts nothing (tests and hosts that run no worker processes)."""
 
@@ -84,14 +95,6 @@ class NullLauncher:
 
     def stop(self, worker_id: str) -> None:
         pass
-
-
-class AttachThrottle(Protocol):
-    """§10.7 per-origin attach throttling, shared with the console (root_task/console/throttle.py)."""
-
-    def check(self, origin: str, now_ms: int) -> tuple[bool, str, int]: ...
-    def record_failure(self, origin: str, now_ms: int) -> None: ...
-    def record_success(self, origin: str) -> None: ...
 
 
 @dataclass(frozen=True)

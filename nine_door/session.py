@@ -18,7 +18,8 @@ implementation of each reply layout — and answer qids from each node's cached 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at boot (docs/build.md)
 
 from . import codec
 from .errors import (EACCES, EBADF, EBUSY, EINVAL, EISDIR, EMSGSIZE, ENOENT, ENOTDIR, EPERM, ERANGE,

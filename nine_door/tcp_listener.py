@@ -9,8 +9,8 @@ whose queue grows past a bound stops being read until it drains (back-pressure, 
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from .errors import FramingLost
 from .server import ChannelBinding, NineDoor

@@ -11,11 +11,10 @@ worker record exists and matches) needs the server's worker table and is the cal
 """
 from __future__ import annotations
 
-import hmac
 import re
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from nine_door import blake3
 
@@ -288,6 +287,8 @@ def check(text: str, secret_for_role: Callable[[str], str | None], requested_rol
     cannot verify → *denied*). ``requested_subject`` is the worker id named by the uname or
     console command, or None when the caller names none. Raises :class:`TicketError`.
     """
+    import hmac  # on first use: it imports hashlib, which the boot path does not need
+
     payload_bytes, mac = _split(text)                                      # step 1
     secret = secret_for_role(requested_role) if requested_role in ROLE_BYTES else None
     expected = _mac(secret, payload_bytes) if secret is not None else bytes(32)

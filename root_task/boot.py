@@ -9,8 +9,8 @@ import os
 import socket
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from nine_door.server import SystemClock
 from root_task.config import RuntimeConfig

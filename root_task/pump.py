@@ -12,10 +12,10 @@ import heapq
 import itertools
 import selectors
 import socket
-import threading
 import time
+from _thread import allocate_lock  # threading.Lock, without importing threading at boot
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 SOURCE_ORDER = ("serial", "net", "ipc")
 
@@ -61,7 +61,7 @@ class EventPump:
         # Cross-thread calls (host mode tests, cohsh's mock transport) go through a queue plus a
         # self-pipe so the loop wakes from select() immediately.
         self._soon: collections.deque[Callable[[], None]] = collections.deque()
-        self._soon_lock = threading.Lock()
+        self._soon_lock = allocate_lock()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)

@@ -14,7 +14,7 @@ import os
 import socket
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from nine_door.client import Client, SeqPacketTransport
 from nine_door.errors import EAGAIN, EBADF, ENOENT, ESTALE, NineError

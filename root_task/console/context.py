@@ -16,8 +16,12 @@ session over the console bridge binding and wraps it in the 9P client; every fil
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at boot (docs/build.md)
+if TYPE_CHECKING:
+    from typing import Any
 
 from nine_door.server import SystemClock
 from root_task.console.parser import ConsoleLimits

@@ -10,8 +10,12 @@ rest of the line as one argument (an echo payload or a JSON object may contain s
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Mapping
 from enum import Enum
-from typing import Any, Mapping
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at boot (docs/build.md)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 @dataclass(frozen=True)

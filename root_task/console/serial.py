@@ -17,7 +17,10 @@ The serial console starts AUTHENTICATED, never closes, and ``quit`` only detache
 from __future__ import annotations
 
 import os
-from typing import Any
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at boot (docs/build.md)
+if TYPE_CHECKING:
+    from typing import Any
 
 from root_task.console.context import ConsoleContext
 from root_task.console.line_editor import LineEditor, TooLong

@@ -15,10 +15,10 @@ Usage::
 """
 from __future__ import annotations
 
-import base64
+import binascii  # base64's codec itself; the base64 module costs an import on the boot path
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Callable
 
 from nine_door import errors as E
 from nine_door.errors import NineError
@@ -288,7 +288,7 @@ class ConsoleSession:
         cas_root = self.ctx.config.cas_root
         if cas_root and (path == cas_root or path.startswith(cas_root + "/")) and payload.startswith("b64:"):
             try:
-                data = base64.b64decode(payload[4:], validate=True)
+                data = binascii.a2b_base64(payload[4:], strict_mode=True)
             except ValueError:
                 return Reply((acks.err("ECHO", "policy", "invalid-payload", path=path, error="EINVAL",
                                        msg="invalid argument"),))
@@ -403,7 +403,7 @@ def content_lines(data: bytes) -> list[str]:
     if not data:
         return []
     if not is_text(data):
-        return ["b64:" + base64.b64encode(data[i:i + B64_CHUNK]).decode("ascii")
+        return ["b64:" + binascii.b2a_base64(data[i:i + B64_CHUNK], newline=False).decode("ascii")
                 for i in range(0, len(data), B64_CHUNK)]
     text = data.decode("utf-8").replace("\r", "")
     lines = text.split("\n")
@@ -441,7 +441,7 @@ def cat_summary(data: bytes, budget: int) -> str:
     if budget <= 0 or not data:
         return ""
     if not is_text(data):
-        first = base64.b64encode(data[:B64_CHUNK]).decode("ascii")
+        first = binascii.b2a_base64(data[:B64_CHUNK], newline=False).decode("ascii")
         return ("b64:" + first)[:budget]
     lines = [line for line in content_lines(data) if line.strip()]
     if not lines:

@@ -20,10 +20,13 @@ a final reply lingers at most ``LINGER_S`` for the reply to drain.
 from __future__ import annotations
 
 import collections
-import hmac
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at boot (docs/build.md)
+if TYPE_CHECKING:
+    from typing import Any
 
 from nine_door.sockio import drain, recv_step
 from root_task.console import acks
@@ -212,6 +215,8 @@ class TcpConsoleServer:
         if not text.startswith(AUTH_PREFIX) or len(text) == len(AUTH_PREFIX):
             return self._auth_fail(conn, "expected-token")
         given = event.payload[len(AUTH_PREFIX):]
+        import hmac  # on first use: it imports hashlib, which the boot path does not need
+
         if not hmac.compare_digest(given, self.ctx.config.auth_token.encode("utf-8")):
             self.ctx.throttle.record_failure(conn.ip, self.ctx.throttle_now_ms())
             self.ctx.net.auth_failures += 1

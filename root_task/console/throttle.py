@@ -23,7 +23,7 @@ failure is oldest is forgotten first.
 from __future__ import annotations
 
 import math
-import threading
+from _thread import allocate_lock  # threading.Lock, without importing threading at boot
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -80,7 +80,7 @@ class Throttle:
     def __init__(self, max_origins: int = 4096) -> None:
         self._states: dict[str, _OriginState] = {}
         self._max_origins = max_origins
-        self._lock = threading.Lock()
+        self._lock = allocate_lock()
 
     def check(self, origin: str, now_ms: float) -> Verdict:
         """Whether an attach attempt from ``origin`` may proceed now (lockout first, then back-off)."""
