@@ -142,7 +142,7 @@ def task_demo():
 
 
 def task_bench_boot():
-    """Boot-to-ready median of 5 boots and payload size (zstd image and its xz variant) → docs/benchmarks.md."""
+    """Boot-to-ready median of 5 boots and payload size (the image and its zstd-/xz-only variants) → docs/benchmarks.md."""
     return {
         "actions": [[sys.executable, "bench/bench_boot.py", "--boots", "5",
                                "--report", "docs/benchmarks.md"]],

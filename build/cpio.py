@@ -73,12 +73,16 @@ def _member(ino: int, mode: int, nlink: int, name: str, data: bytes, rdev=(0, 0)
     return head + _pad4(len(head)) + data + _pad4(len(data))
 
 
-def write_newc(entries: Iterable[Entry]) -> bytes:
-    """Return the archive bytes for ``entries`` (sorted here; duplicate paths are an error)."""
+def write_newc(entries: Iterable[Entry], first_ino: int = 1) -> bytes:
+    """Return the archive bytes for ``entries`` (sorted here; duplicate paths are an error).
+
+    ``first_ino``: inode number of the first entry, so archives meant to be concatenated into one
+    initramfs (build/image.py) can keep inode numbers unique across all of them.
+    """
     ordered = sorted(entries, key=lambda e: e.path.encode("utf-8"))
     out = []
     seen: set[str] = set()
-    for ino, entry in enumerate(ordered, start=1):
+    for ino, entry in enumerate(ordered, start=first_ino):
         if entry.path in seen:
             raise ValueError(f"duplicate archive path {entry.path!r}")
         seen.add(entry.path)

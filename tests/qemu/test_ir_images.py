@@ -3,9 +3,12 @@
 One test image enables the 9P TCP listener and moves the console port and tick period. The booted
 guest must show values that come from that IR (its manifest hash and console port in the transcript),
 and the Linux kernel's own 9P client inside the guest must mount NineDoor and work (v9fs self-test).
+The test image is built as a two-member payload (``--compress zstd+xz``), so these boots also prove
+the kernel unpacks that form.
 """
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -41,7 +44,10 @@ def test_image(tmp_path_factory):
     assert compiled.resolved["system"]["tick_ms"] == 7
     assert compiled.resolved["console"]["tcp"]["port"] == TEST_CONSOLE_PORT
     subprocess.run([sys.executable, "-m", "build.image", "--out", str(work / "out"), "--ir", str(ir),
-                    "--cache", str(REPO / "out" / "cache")], cwd=REPO, check=True, capture_output=True)
+                    "--cache", str(REPO / "out" / "cache"), "--compress", "zstd+xz"],
+                   cwd=REPO, check=True, capture_output=True)
+    manifest = json.loads((work / "out" / "rootfs.manifest.json").read_text())
+    assert [m["format"] for m in manifest["payload"]["members"]] == ["newc+zstd", "newc+xz"]
     return work / "out", compiled
 
 
