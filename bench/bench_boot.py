@@ -7,9 +7,10 @@ kernel + unpack + interpreter start (before the banner) and our own start-up (af
 Three payloads of the same staged tree are measured in the same run, boots alternating so background
 load hits all alike: ``out/rootfs.cpio`` as ``doit build`` makes it (zstd -19), the two-member payload
 (non-ELF entries zstd, ELF files xz) and the xz-only one (``python3 -m build.image --compress
-zstd+xz|xz``, built here into ``out/bench-zstd+xz`` and ``out/bench-xz``). The kernel decodes xz several times slower than zstd
-under TCG, so the rows show the size/time trade-off measured, not guessed. Results go to stdout and,
-with ``--report``, into docs/benchmarks.md between its bench:boot markers.
+zstd+xz|xz``, built here into ``out/bench-zstd+xz`` and ``out/bench-xz``). The kernel decodes xz
+several times slower than zstd under TCG, so the rows show the size/time trade-off measured, not
+guessed. Results go to stdout and, with ``--report``, into docs/benchmarks.md between its bench:boot
+markers.
 """
 from __future__ import annotations
 

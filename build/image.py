@@ -46,7 +46,7 @@ from . import cpio, elf_audit, stage
 
 REPO = Path(__file__).resolve().parent.parent
 ZSTD_LEVEL = 19
-PAYLOAD_METHODS = ("zstd+xz", "zstd", "xz")
+PAYLOAD_METHODS = ("zstd", "zstd+xz", "xz")
 DEFAULT_METHOD = "zstd"
 ELF_MAGIC = b"\x7fELF"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -195,7 +195,8 @@ def build(out: Path, init_source: str | None = None, level: int = ZSTD_LEVEL, me
     payload, members = make_payload(entries, method, level)
     t3 = time.monotonic()
     for m in members:
-        log(f"  member newc+{m.method}: {m.entries} entries, {m.raw_size} -> {m.size} bytes ({m.size / m.raw_size:.1%})")
+        log(f"  member newc+{m.method}: {m.entries} entries, {m.raw_size} -> {m.size} bytes "
+            f"({m.size / m.raw_size:.1%})")
     log(f"payload: {len(payload)} bytes ({len(payload) / 1048576:.2f} MiB)")
     _write_if_changed(out / "rootfs.cpio", payload)
 
