@@ -134,12 +134,21 @@ def _end(f: bytes, off: int, tag: int, what: str) -> None:
 
 
 # --- T-message decoders (frame, tag) -> message -----------------------------------------------
-def _d_tversion(f: bytes, tag: int) -> Tversion:
-    if len(f) < 11:
-        raise _short(tag, "Tversion")
-    version, off = _string(f, 11, tag, "Tversion version")
-    _end(f, off, tag, "Tversion")
-    return Tversion(tag, _U32.unpack_from(f, 7)[0], version)
+def _version_decoder(cls: type[Tversion] | type[Rversion]) -> Callable[[bytes, int], Tversion | Rversion]:
+    """Tversion and Rversion share one layout, ``msize[4] version[s]`` (SPEC §3.3)."""
+    name = cls.__name__
+
+    def decode(f: bytes, tag: int) -> Tversion | Rversion:
+        if len(f) < 11:
+            raise _short(tag, name)
+        version, off = _string(f, 11, tag, f"{name} version")
+        _end(f, off, tag, name)
+        return cls(tag, _U32.unpack_from(f, 7)[0], version)
+
+    return decode
+
+
+_d_tversion = _version_decoder(Tversion)
 
 
 def _d_tauth(f: bytes, tag: int) -> Tauth:
@@ -241,12 +250,7 @@ def _qid(f: bytes, off: int) -> Qid:
     return Qid(*_QID.unpack_from(f, off))
 
 
-def _d_rversion(f: bytes, tag: int) -> Rversion:
-    if len(f) < 11:
-        raise _short(tag, "Rversion")
-    version, off = _string(f, 11, tag, "Rversion version")
-    _end(f, off, tag, "Rversion")
-    return Rversion(tag, _U32.unpack_from(f, 7)[0], version)
+_d_rversion = _version_decoder(Rversion)
 
 
 def _d_rattach(f: bytes, tag: int) -> Rattach:
