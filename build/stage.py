@@ -19,7 +19,9 @@ not created on the host but returned as extra cpio entries.
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
+import lzma
 import os
 import shutil
 import subprocess
@@ -167,8 +169,19 @@ def named_imports(repo: Path, packages: tuple[str, ...] = GUEST_PACKAGES) -> lis
 
     Tracing imports only sees what runs at import time; a function-level ``import subprocess`` (kept
     off the boot path on purpose) would otherwise be missing in the image until the first spawn.
+    Imports under ``if TYPE_CHECKING:`` never run (the guest sets ``TYPE_CHECKING = False``), so they
+    are not counted: that is how ``typing`` stays out of the image.
     """
     import ast
+
+    def runtime_nodes(node: ast.AST):
+        """``ast.walk`` minus the bodies of ``if TYPE_CHECKING:`` (their ``else:`` still counts)."""
+        yield node
+        for child in ast.iter_child_nodes(node):
+            if isinstance(node, ast.If) and child in node.body and isinstance(node.test, ast.Name) \
+                    and node.test.id == "TYPE_CHECKING":
+                continue
+            yield from runtime_nodes(child)
 
     names: set[str] = set()
     for pkg in packages:
@@ -176,7 +189,7 @@ def named_imports(repo: Path, packages: tuple[str, ...] = GUEST_PACKAGES) -> lis
             modname = ".".join(src.relative_to(repo).with_suffix("").parts)
             if modname in HOST_ONLY_MODULES:
                 continue
-            for node in ast.walk(ast.parse(src.read_bytes(), str(src))):
+            for node in runtime_nodes(ast.parse(src.read_bytes(), str(src))):
                 if isinstance(node, ast.Import):
                     names.update(alias.name for alias in node.names)
                 elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
@@ -200,9 +213,26 @@ def _host_stdlib() -> Path:
 # Kernel modules
 
 
+#: Debian compresses the modules of its newer kernels (``CONFIG_MODULE_COMPRESS_XZ``); the image
+#: stores them decompressed, because the payload is compressed as a whole anyway and the kernel then
+#: need not decompress each one again at load time.
+MODULE_SUFFIXES = (".ko", ".ko.xz")
+
+
+def module_bytes(ko: Path) -> bytes:
+    """The ELF bytes of a kernel module file, decompressing a ``.ko.xz``."""
+    data = ko.read_bytes()
+    return lzma.decompress(data) if ko.name.endswith(".xz") else data
+
+
+def module_name(ko: Path) -> str:
+    """The module's name as ``depends=`` spells it: file name without suffix, ``-`` as ``_``."""
+    stem = next(ko.name[:-len(s)] for s in MODULE_SUFFIXES if ko.name.endswith(s))
+    return stem.replace("-", "_")
+
+
 def _modinfo(ko: Path) -> dict[str, str]:
-    with open(ko, "rb") as f:
-        data = ELFFile(f).get_section_by_name(".modinfo").data()
+    data = ELFFile(io.BytesIO(module_bytes(ko))).get_section_by_name(".modinfo").data()
     info = {}
     for item in data.split(b"\0"):
         if b"=" in item:
@@ -214,8 +244,9 @@ def _modinfo(ko: Path) -> dict[str, str]:
 def kernel_module_order(modules_dir: Path, roots: dict[str, tuple[str, ...]]) -> list[tuple[str, str, Path]]:
     """Return (group, name, path) in load order: every module after its dependencies, each once."""
     index = {}
-    for ko in modules_dir.rglob("*.ko"):
-        index[ko.name[:-3].replace("-", "_")] = ko
+    for suffix in MODULE_SUFFIXES:
+        for ko in modules_dir.rglob("*" + suffix):
+            index[module_name(ko)] = ko
     order: list[tuple[str, str, Path]] = []
     placed: set[str] = set()
 
@@ -462,7 +493,7 @@ def stage(repo: Path, guest_root: Path, dest: Path, init_source: str | None = No
     for group in module_roots:
         lines.append(f"# {group}: " + " ".join(n for g, n, _ in order if g == group))
     for group, name, ko in order:
-        _copy(ko, dest / f"lib/cohesix/modules/{name}.ko", 0o644)
+        _write(dest / f"lib/cohesix/modules/{name}.ko", module_bytes(ko), 0o644)
         lines.append(f"/lib/cohesix/modules/{name}.ko")
         report.kernel_modules.append(f"{group}:{name}")
     _write(dest / "etc/cohesix/modules.order", ("\n".join(lines) + "\n").encode(), 0o644)

@@ -20,14 +20,16 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
-from typing import Iterable, Protocol
+from collections.abc import Iterable
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing in the guest (docs/build.md)
 
 from nine_door import codec
 from nine_door import messages as m
 from nine_door.errors import EINVAL, ENOENT, NineError
 from nine_door.messages import DirEntry, Qid
 
-__all__ = ["Client", "Attr", "DirEntry", "Qid", "NineError", "ProtocolError", "Transport",
+__all__ = ["Client", "Attr", "DirEntry", "Qid", "NineError", "ProtocolError",
            "SocketStreamTransport", "SeqPacketTransport", "InProcessTransport", "split_path"]
 
 #: The attributes ``Client.getattr`` returns are the Rgetattr fields (tag included).
@@ -40,10 +42,13 @@ class ProtocolError(Exception):
     """The peer's reply does not answer the request (wrong tag/type, no reply at all)."""
 
 
-class Transport(Protocol):
-    def send(self, frame: bytes) -> None: ...
-    def recv(self) -> bytes: ...
-    def roundtrip(self, frame: bytes) -> bytes: ...
+if TYPE_CHECKING:  # pragma: no cover - the interface for type checkers; duck-typed at run time
+    from typing import Protocol
+
+    class Transport(Protocol):
+        def send(self, frame: bytes) -> None: ...
+        def recv(self) -> bytes: ...
+        def roundtrip(self, frame: bytes) -> bytes: ...
 
 
 # --- transports -------------------------------------------------------------------------------
