@@ -152,6 +152,9 @@ def make_payload(entries: list[cpio.Entry], method: str = DEFAULT_METHOD, level:
                                       (xz_method, [e for e in entries if e.path in chosen])], level)
         if len(payload) <= target:
             break
+        if count < len(candidates):
+            log(f"  {len(payload)} bytes > target {target} with {count} file(s) in xz; "
+                f"adding /{candidates[count].path}")
     return payload, members
 
 
