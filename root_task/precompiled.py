@@ -16,9 +16,10 @@ differs.
 Second saving: the image's ``.pyc`` carry no docstrings (optimize=2), and for a class without one
 ``dataclasses`` builds a ``__doc__`` from ``inspect.signature(cls)``, which is slow. Such classes get
 their name as ``__doc__`` first — the same text minus the signature. That was ``dataclasses``' only
-use of ``inspect`` on our path, and ``inspect`` drags in ``ast``, ``dis`` and ``tokenize``; so while
-``dataclasses`` is imported, ``inspect`` is a stand-in module that imports the real one the first time
-an attribute of it is used (``importlib.util.LazyLoader`` cannot do this in 3.11: the ``import``
+use of ``inspect`` on our path, and ``inspect`` drags in ``ast``, ``dis`` and ``tokenize``. Likewise
+``dataclasses`` uses ``copy`` only in ``asdict``/``astuple`` (``deepcopy``), and ``copy`` imports
+``weakref`` (~20 ms at boot under TCG). So while ``dataclasses`` is imported, ``inspect`` and ``copy``
+are stand-in modules that import the real one the first time an attribute of it is used (``importlib.util.LazyLoader`` cannot do this in 3.11: the ``import``
 statement itself touches ``__spec__`` and triggers the load).
 
 Only the guest's ``/init`` calls :func:`install`; on the host the file does not exist and nothing
@@ -83,7 +84,7 @@ def install(path: str = CACHE_PATH) -> PrecompiledMethods | None:
         return None
     if table is None:
         return None
-    dataclasses = _import_without_inspect()
+    dataclasses = _import_with_stand_ins()
 
     original = getattr(dataclasses, "_process_class", None)
     if original is None or not hasattr(dataclasses, "_create_fn"):
@@ -110,16 +111,23 @@ class _ImportOnUse(types.ModuleType):
         return getattr(real, attr)
 
 
-def _import_without_inspect():
-    """Import ``dataclasses`` with ``inspect`` bound to a stand-in; later importers get the real one."""
-    if "dataclasses" in sys.modules or "inspect" in sys.modules:
+#: Modules ``dataclasses`` imports at the top but uses only on paths the boot does not take.
+LAZY_FOR_DATACLASSES = ("inspect", "copy")
+
+
+def _import_with_stand_ins():
+    """Import ``dataclasses`` with :data:`LAZY_FOR_DATACLASSES` bound to stand-ins (those not loaded
+    yet); later importers of those names get the real modules."""
+    if "dataclasses" in sys.modules:
         import dataclasses
 
         return dataclasses
-    stand_in = sys.modules["inspect"] = _ImportOnUse("inspect")
+    stand_ins = {name: _ImportOnUse(name) for name in LAZY_FOR_DATACLASSES if name not in sys.modules}
+    sys.modules.update(stand_ins)
     try:
         import dataclasses
     finally:
-        if sys.modules.get("inspect") is stand_in:
-            del sys.modules["inspect"]
+        for name, stand_in in stand_ins.items():
+            if sys.modules.get(name) is stand_in:
+                del sys.modules[name]
     return dataclasses

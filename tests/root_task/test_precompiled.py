@@ -46,10 +46,13 @@ PROBE = textwrap.dedent('''
         "doc": sample.Point.__doc__,
         "annotations": str(sample.Point.__init__.__annotations__),
         "inspect_loaded": "inspect" in sys.modules,
+        "copy_loaded": "copy" in sys.modules,
     }}
     import dataclasses
     report["signature"] = str(dataclasses.inspect.signature(sample.Point))  # the stand-in loads inspect
     report["inspect_loaded_after"] = "inspect" in sys.modules
+    report["asdict"] = dataclasses.asdict(sample.Bag([[1]]))  # deepcopy: the stand-in loads copy
+    report["copy_loaded_after"] = "copy" in sys.modules
     print(json.dumps(report))
 ''')
 
@@ -82,8 +85,9 @@ def test_recorded_table_serves_every_generated_method(tmp_path):
     assert report["repr"] == "Point(x=1, y=0)" and report["eq"] and report["hash"] and report["bag"] == []
     assert report["annotations"] == "{'x': <class 'int'>, 'y': <class 'int'>, 'return': None}"
     assert report["doc"] == "Point"  # no docstring: the name, not an inspect.signature() text
-    assert not report["inspect_loaded"]
+    assert not report["inspect_loaded"] and not report["copy_loaded"]
     assert report["signature"] == "(x: int, y: int = 0) -> None" and report["inspect_loaded_after"]
+    assert report["asdict"] == {"items": [[1]]} and report["copy_loaded_after"]
 
 
 def test_recording_is_deterministic(tmp_path):
