@@ -9,8 +9,8 @@ load hits all alike: ``out/rootfs.cpio`` as ``doit build`` makes it (zstd, plus 
 in xz with the ARM64 BCJ filter, as many as the 3 MiB target needs), one zstd member, and one plain
 xz member (``python3 -m build.image --compress zstd|xz``, built here into ``out/bench-zstd`` and
 ``out/bench-xz``). The kernel decodes xz several times slower than zstd under TCG, so the rows show
-the size/time trade-off measured, not guessed. Results go to stdout and, with ``--report``, into docs/benchmarks.md between its bench:boot
-markers.
+the size/time trade-off measured, not guessed. Results go to stdout and, with ``--report``, into
+docs/benchmarks.md between its bench:boot markers.
 """
 from __future__ import annotations
 

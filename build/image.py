@@ -25,8 +25,8 @@ Compression (``--compress``, measured in docs/benchmarks.md; details in docs/bui
 - ``xz``: one archive, plain xz; kept for comparison (slowest boot).
 
 xz members use CRC32, the only check the kernel's decoder takes. Python's ``lzma`` cannot encode the
-ARM64 BCJ filter (it accepts only the filter IDs it knew in 3.11), so that member is made by the
-``xz`` command (xz-utils ≥ 5.4), which the setup installs; ``lzma`` decodes it fine.
+ARM64 BCJ filter (it accepts only the filter IDs it knew in 3.11), so xz members are made by the
+``xz`` command (xz-utils ≥ 5.4), which the setup installs; ``lzma`` decodes them fine.
 
 Every compressor runs single-threaded with fixed parameters, so the payload is byte-for-byte
 deterministic.
@@ -43,7 +43,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import zstandard
@@ -56,7 +56,7 @@ PAYLOAD_METHODS = ("zstd+xz", "zstd", "xz")
 DEFAULT_METHOD = "zstd+xz"
 #: Issue 2's payload target (the red line, 4 MiB, is enforced separately by ci/size_guard.sh).
 PAYLOAD_TARGET = 3 * 1024 * 1024
-#: xz options for ELF members: preset 9e, a dictionary larger than any member, and lc=0/lp=2/pb=2,
+#: xz options for every xz member: preset 9e, a dictionary larger than any member, and lc=0/lp=2/pb=2,
 #: which model literals by 4-byte position as AArch64 instructions are laid out (-0.6 %).
 XZ_LZMA2 = "preset=9e,dict=16MiB,lc=0,lp=2,pb=2"
 ELF_MAGIC = b"\x7fELF"
@@ -95,17 +95,13 @@ def compress(raw: bytes, level: int = ZSTD_LEVEL, method: str = "zstd") -> bytes
     if method == "zstd":
         cctx = zstandard.ZstdCompressor(level=level, threads=0, write_checksum=True, write_content_size=True)
         return cctx.compress(raw)
-    if method == "xz":
-        filters = [{"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME, "dict_size": 16 << 20,
-                    "lc": 0, "lp": 2, "pb": 2}]
-        return lzma.compress(raw, format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC32, filters=filters)
-    if method == "xz-arm64":
-        cmd = ["xz", "--format=xz", "--check=crc32", "--threads=1", "--arm64", f"--lzma2={XZ_LZMA2}",
-               "--stdout"]
+    if method in ("xz", "xz-arm64"):
+        bcj = ["--arm64"] if method == "xz-arm64" else []
+        cmd = ["xz", "--format=xz", "--check=crc32", "--threads=1", *bcj, f"--lzma2={XZ_LZMA2}", "--stdout"]
         try:
             return subprocess.run(cmd, input=raw, capture_output=True, check=True).stdout
         except FileNotFoundError:
-            raise RuntimeError("the xz command (xz-utils >= 5.4) is needed for the ARM64 BCJ filter; "
+            raise RuntimeError("the xz command (xz-utils >= 5.4) is needed for xz members; "
                                "run toolchain/setup.sh") from None
         except subprocess.CalledProcessError as exc:
             raise RuntimeError(f"xz failed: {exc.stderr.decode(errors='replace').strip()}") from None
@@ -155,6 +151,7 @@ def make_payload(entries: list[cpio.Entry], method: str = DEFAULT_METHOD, level:
         if count < len(candidates):
             log(f"  {len(payload)} bytes > target {target} with {count} file(s) in xz; "
                 f"adding /{candidates[count].path}")
+    members[1] = replace(members[1], files=tuple(sorted("/" + path for path in chosen)))
     return payload, members
 
 
@@ -165,14 +162,13 @@ def _assemble(groups: list[tuple[str, list[cpio.Entry]]], level: int) -> tuple[b
     for _, group in groups:
         raws.append(cpio.write_newc(group, first_ino=next_ino))
         next_ino += len(group)
+    methods = [method for method, _ in groups]
     with ThreadPoolExecutor(max_workers=len(groups)) as pool:
-        datas = list(pool.map(lambda job: compress(job[1], level, job[0]),
-                              [(m, raw) for (m, _), raw in zip(groups, raws)]))
+        datas = list(pool.map(compress, raws, [level] * len(groups), methods))
     payload, members = b"", []
     for (member_method, group), raw, data in zip(groups, raws, datas):
         payload += b"\0" * (-len(payload) % 4) + data  # the kernel skips zero padding between members
-        files = tuple(sorted("/" + e.path for e in group)) if member_method.startswith("xz") and len(groups) > 1 else ()
-        members.append(PayloadMember(member_method, len(group), len(raw), len(data), files))
+        members.append(PayloadMember(member_method, len(group), len(raw), len(data)))
     return payload, members
 
 

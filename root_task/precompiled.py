@@ -18,9 +18,10 @@ Second saving: the image's ``.pyc`` carry no docstrings (optimize=2), and for a 
 their name as ``__doc__`` first — the same text minus the signature. That was ``dataclasses``' only
 use of ``inspect`` on our path, and ``inspect`` drags in ``ast``, ``dis`` and ``tokenize``. Likewise
 ``dataclasses`` uses ``copy`` only in ``asdict``/``astuple`` (``deepcopy``), and ``copy`` imports
-``weakref`` (~20 ms at boot under TCG). So while ``dataclasses`` is imported, ``inspect`` and ``copy``
-are stand-in modules that import the real one the first time an attribute of it is used (``importlib.util.LazyLoader`` cannot do this in 3.11: the ``import``
-statement itself touches ``__spec__`` and triggers the load).
+``weakref`` (~20 ms at boot under TCG). So while ``dataclasses`` is imported, ``inspect`` and
+``copy`` are stand-in modules that import the real one the first time an attribute of it is used
+(``importlib.util.LazyLoader`` cannot do this in 3.11: the ``import`` statement itself touches
+``__spec__`` and triggers the load).
 
 Only the guest's ``/init`` calls :func:`install`; on the host the file does not exist and nothing
 changes.
