@@ -42,11 +42,11 @@ def task_guest():
 
 def task_build():
     """Build out/rootfs.cpio (zstd newc), out/Image and out/rootfs.manifest.json; runs the size guard."""
-    deps = _files(*(f"{p}/**/*" for p in GUEST_PACKAGES), "configs/root_task.toml", "build/**/*.py",
-                  "build/kernel_cmdline.txt", "ci/size_guard.sh")
+    deps = _files(*(f"{p}/**/*" for p in GUEST_PACKAGES), "configs/root_task.toml", "image/**/*.py",
+                  "image/kernel_cmdline.txt", "ci/size_guard.sh")
     deps.append(str(OUT / "cache/guest-lock.json"))
     return {
-        "actions": [[sys.executable, "-m", "build.image", "--out", str(OUT)]],
+        "actions": [[sys.executable, "-m", "image.build", "--out", str(OUT)]],
         "task_dep": ["guest"],
         "file_dep": deps,
         "targets": [str(OUT / "rootfs.cpio"), str(OUT / "Image"), str(OUT / "rootfs.manifest.json")],

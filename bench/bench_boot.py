@@ -7,7 +7,7 @@ kernel + unpack + interpreter start (before the banner) and our own start-up (af
 Three payloads of the same staged tree are measured in the same run, boots alternating so background
 load hits all alike: ``out/rootfs.cpio`` as ``doit build`` makes it (zstd, plus the largest ELF files
 in xz with the ARM64 BCJ filter, as many as the 3 MiB target needs), one zstd member, and one plain
-xz member (``python3 -m build.image --compress zstd|xz``, built here into ``out/bench-zstd`` and
+xz member (``python3 -m image.build --compress zstd|xz``, built here into ``out/bench-zstd`` and
 ``out/bench-xz``). The kernel decodes xz several times slower than zstd under TCG, so the rows show
 the size/time trade-off measured, not guessed. Results go to stdout and, with ``--report``, into
 docs/benchmarks.md between its bench:boot markers.
@@ -61,7 +61,7 @@ def one_boot(initrd: Path) -> tuple[float, float]:
 
 def build_variant(method: str) -> Path:
     """The same tree as ``out/rootfs.cpio`` compressed with ``method``, in out/bench-<method>."""
-    from build import image
+    from image import build as image
 
     out = BENCH_OUT / f"bench-{method}"
     image.build(out, method=method, cache=REPO / "out" / "cache")

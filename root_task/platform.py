@@ -70,7 +70,7 @@ def load_module(path: str, params: str = "") -> None:
 def load_modules(groups: set[str] | None = None, order_file: str = MODULES_ORDER_FILE) -> list[str]:
     """Load the image's modules in the recorded dependency order; returns the names loaded.
 
-    ``modules.order`` (written by ``build/stage.py``) lists one absolute ``.ko`` path per line, each
+    ``modules.order`` (written by ``image/stage.py``) lists one absolute ``.ko`` path per line, each
     after its dependencies, and names the groups in comments: ``# net: a b`` (loaded at boot) and
     ``# 9p: c d`` (loaded on demand by the v9fs self-test).
     """

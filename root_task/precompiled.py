@@ -3,7 +3,7 @@
 Why this exists: ``@dataclass`` writes ``__init__``, ``__repr__``, ``__eq__``… as source text and
 compiles each with ``exec()`` when the class is created. The guest declares ~80 dataclasses (~400
 generated functions) on its boot path, and under TCG emulation compiling them was the largest single
-cost of the root task's start-up. The image builder (``build/dataclass_cache.py``) imports the staged
+cost of the root task's start-up. The image builder (``image/dataclass_cache.py``) imports the staged
 guest code once on the host, records every generated source with its code object (same CPython 3.11
 bytecode as the guest) and stores the table in :data:`CACHE_PATH`. :func:`install` makes the
 ``dataclasses`` module look a source up there before compiling it.

@@ -51,4 +51,4 @@ else
     say "guest fetch"
     .venv/bin/python toolchain/guest_fetch.py --out out
 fi
-say "done: build with '.venv/bin/doit build' (or .venv/bin/python -m build.image)"
+say "done: build with '.venv/bin/doit build' (or .venv/bin/python -m image.build)"

@@ -43,7 +43,7 @@ def test_image(tmp_path_factory):
     assert compiled.resolved["secure9p"]["tcp_listener"]["enable"] is True
     assert compiled.resolved["system"]["tick_ms"] == 7
     assert compiled.resolved["console"]["tcp"]["port"] == TEST_CONSOLE_PORT
-    subprocess.run([sys.executable, "-m", "build.image", "--out", str(work / "out"), "--ir", str(ir),
+    subprocess.run([sys.executable, "-m", "image.build", "--out", str(work / "out"), "--ir", str(ir),
                     "--cache", str(REPO / "out" / "cache"), "--compress", "zstd"],
                    cwd=REPO, check=True, capture_output=True)
     manifest = json.loads((work / "out" / "rootfs.manifest.json").read_text())

@@ -1,4 +1,4 @@
-"""root_task.precompiled + build.dataclass_cache: recorded dataclass methods replace compile-at-import.
+"""root_task.precompiled + image.dataclass_cache: recorded dataclass methods replace compile-at-import.
 
 Each case runs in a fresh ``python -I -S`` so the patched ``dataclasses`` never leaks into pytest.
 """
@@ -12,7 +12,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from build import dataclass_cache
+from image import dataclass_cache
 from root_task import precompiled
 
 REPO = Path(__file__).resolve().parents[2]

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from build.cpio import Entry, entries_from_tree, read_newc, write_newc
+from image.cpio import Entry, entries_from_tree, read_newc, write_newc
 
 ENTRIES = [
     Entry("usr/bin/tool", "file", 0o755, b"#!/bin/sh\necho hi\n"),

@@ -77,7 +77,7 @@ def write_newc(entries: Iterable[Entry], first_ino: int = 1) -> bytes:
     """Return the archive bytes for ``entries`` (sorted here; duplicate paths are an error).
 
     ``first_ino``: inode number of the first entry, so archives meant to be concatenated into one
-    initramfs (build/image.py) can keep inode numbers unique across all of them.
+    initramfs (image/build.py) can keep inode numbers unique across all of them.
     """
     ordered = sorted(entries, key=lambda e: e.path.encode("utf-8"))
     out = []

@@ -4,8 +4,8 @@ from __future__ import annotations
 import json
 import zipfile
 
-from build import image
-from build.cpio import read_newc
+from image import build as image
+from image.cpio import read_newc
 
 
 def _build(tmp_path, guest_root, name):
@@ -79,7 +79,7 @@ def test_precompiled_dataclass_methods_cover_every_guest_dataclass(tmp_path, gue
     import subprocess
     import sys
 
-    from build.dataclass_cache import guest_modules
+    from image.dataclass_cache import guest_modules
 
     out, _ = _build(tmp_path, guest_root, "c")
     lib = out / "stage/usr/lib/cohesix"

@@ -1,12 +1,12 @@
-"""The two-member payload (build.image.make_payload / unpack_payload) without the fetched guest pieces."""
+"""The two-member payload (image.build.make_payload / unpack_payload) without the fetched guest pieces."""
 from __future__ import annotations
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from build import image
-from build.cpio import Entry, read_newc
+from image import build as image
+from image.cpio import Entry, read_newc
 
 ELF = image.ELF_MAGIC + b"\x02\x01\x01" + bytes(57)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from build.elf_audit import ElfAuditError, audit, resolve_in_root
+from image.elf_audit import ElfAuditError, audit, resolve_in_root
 
 
 def _stage_python(guest_root: Path, dest: Path) -> Path:

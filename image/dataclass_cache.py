@@ -1,7 +1,7 @@
 """Record the guest's dataclass-generated methods as code objects (see ``root_task/precompiled.py``).
 
 How: a fresh ``python -I -S -B -X no_debug_ranges`` (the same flags as the .pyc compiler, see
-``build/pycompile.py``) puts the *staged* guest code and the *staged* stdlib zip first on
+``image/pycompile.py``) puts the *staged* guest code and the *staged* stdlib zip first on
 ``sys.path`` — so the guest's own ``dataclasses`` generates the text — replaces ``exec`` inside
 ``dataclasses`` with a recorder, imports every shipped guest module and writes
 ``MAGIC + marshal({source: code})`` sorted by source. Same inputs, same bytes.

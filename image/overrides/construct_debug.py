@@ -1,4 +1,4 @@
-"""Guest stand-in for ``construct.debug`` (build/stage.py ships it in place of the real module).
+"""Guest stand-in for ``construct.debug`` (image/stage.py ships it in place of the real module).
 
 Why: the real module imports ``pdb`` and ``inspect`` at top level, which pulls ~0.5 MiB of stdlib
 (pdb, bdb, cmd, code, inspect, dis, ast, …) into the boot payload, for two interactive debugging

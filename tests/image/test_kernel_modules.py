@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import lzma
 
-from build import stage
+from image import stage
 
 
 def test_module_names_and_bytes_from_compressed_and_plain_files(tmp_path):

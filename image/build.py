@@ -314,7 +314,7 @@ def _overlay_bootstrap(ir: Path, stage_dir: Path) -> None:
 
     from coh_rtc import compile_ir
 
-    from build import pycompile
+    from image import pycompile
 
     source = compile_ir(ir).outputs["root_task/generated/bootstrap.py"]
     target = stage_dir / "usr/lib/cohesix/root_task/generated/bootstrap.pyc"
@@ -327,7 +327,7 @@ def _overlay_bootstrap(ir: Path, stage_dir: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python3 -m build.image", description="Build out/rootfs.cpio and out/Image")
+    ap = argparse.ArgumentParser(prog="python3 -m image.build", description="Build out/rootfs.cpio and out/Image")
     ap.add_argument("--out", default=os.environ.get("COHESIX_OUT", str(REPO / "out")))
     ap.add_argument("--init", type=Path, help="use this file as /init instead of the root-task launcher "
                                               "(for experiments; the result is not the product image)")
