@@ -21,7 +21,7 @@ DEFAULT_MANIFEST = REPO_ROOT / "out" / "manifests" / "root_task_resolved.json"
 # One source for the kernel command line, shared with the image builder (recorded in its manifest):
 # quiet + loglevel keep kernel chatter off the console; panic=-1 with -no-reboot turns a PID 1 crash
 # into a QEMU exit instead of a hung guest.
-KERNEL_ARGS = (REPO_ROOT / "build" / "kernel_cmdline.txt").read_text().strip()
+KERNEL_ARGS = (REPO_ROOT / "image" / "kernel_cmdline.txt").read_text().strip()
 MEMORY_MB = 256
 
 
