@@ -310,44 +310,146 @@ def _third_party_dir(name: str) -> Path | None:
     return Path(list(spec.submodule_search_locations)[0])
 
 
+@dataclass(frozen=True)
+class StageInputs:
+    """Where the steps read from and write to; derived once so every step names paths the same way."""
+
+    repo: Path
+    guest_root: Path
+    dest: Path
+
+    @property
+    def guest_stdlib(self) -> Path:
+        return self.guest_root / f"usr/lib/python{PY_VER}"
+
+    @property
+    def guest_dynload(self) -> Path:
+        return self.guest_stdlib / "lib-dynload"
+
+    @property
+    def guest_python(self) -> Path:
+        return self.guest_root / f"usr/bin/python{PY_VER}"
+
+    @property
+    def python(self) -> Path:
+        """The interpreter binary in the staging tree."""
+        return self.dest / f"usr/bin/python{PY_VER}"
+
+    @property
+    def dynload(self) -> Path:
+        """lib-dynload in the staging tree."""
+        return self.dest / f"usr/lib/python{PY_VER}/lib-dynload"
+
+    @property
+    def libdir(self) -> Path:
+        return self.dest / "usr/lib/aarch64-linux-gnu"
+
+    @property
+    def stdlib_zip(self) -> Path:
+        return self.dest / f"usr/lib/python{PY_TAG}.zip"
+
+
+@dataclass
+class ImportPlan:
+    """What tracing the guest's imports found: the raw closure and the third-party packages it uses."""
+
+    closure: dict
+    third_party_dirs: dict[str, Path | None]
+    used_third_party: set[str]
+
+
+@dataclass
+class StdlibPlan:
+    """The stdlib the guest needs, split by how it ships: .pyc in the zip, or a lib-dynload .so."""
+
+    #: path inside the zip (``foo/bar.pyc``) -> the guest's ``.py`` source it is compiled from
+    zip_sources: dict[str, Path]
+    dynload: set[str]
+
+
 def stage(repo: Path, guest_root: Path, dest: Path, init_source: str | None = None,
           kernel_groups: tuple[str, ...] = tuple(KERNEL_MODULE_ROOTS)) -> tuple[list[Entry], StageReport]:
     """Build the staging tree at ``dest`` (replaced); return extra cpio entries and a report.
 
     ``kernel_groups``: which groups of ``KERNEL_MODULE_ROOTS`` to ship (the image builder derives it
-    from the IR).
+    from the IR). Each step below is a function of its own; their order matters where one reads what
+    an earlier one wrote (the library closure reads the staged ELF files, the dataclass cache the
+    staged .pyc and the zip), and the order of the report's warnings follows it.
     """
-    repo, guest_root, dest = Path(repo).resolve(), Path(guest_root).resolve(), Path(dest)
+    where = StageInputs(Path(repo).resolve(), Path(guest_root).resolve(), Path(dest))
     report = StageReport()
-    if dest.exists():
-        shutil.rmtree(dest)
-    dest.mkdir(parents=True)
+    make_skeleton(where)
+    builtins = stage_interpreter(where)
+    imports = trace_imports(where, report)
+    stdlib = classify_stdlib(where, imports, builtins, report)
+    write_stdlib_zip(where, stdlib, report)
+    copy_lib_dynload(where, stdlib, report)
+    compile_guest_code(where, imports, report)
+    precompile_dataclasses(where)
+    shipped = ship_shared_libraries(where, report)
+    blank_unwind_tables(where, shipped, report)
+    ship_kernel_modules(where, kernel_groups, report)
+    write_init(where, init_source)
+    for w in report.warnings:
+        log(f"warning: {w}")
+    return device_nodes(), report
+
+
+def make_skeleton(where: StageInputs) -> None:
+    """Start from an empty ``dest`` with the top-level directories PID 1 mounts on or writes to.
+
+    Replacing the tree (not updating it) is what makes a file dropped from the image vanish from it.
+    """
+    if where.dest.exists():
+        shutil.rmtree(where.dest)
+    where.dest.mkdir(parents=True)
     for d in DIRECTORIES:
-        (dest / d).mkdir(parents=True, exist_ok=True)
+        (where.dest / d).mkdir(parents=True, exist_ok=True)
 
-    guest_stdlib = guest_root / f"usr/lib/python{PY_VER}"
-    dynload_dir = guest_stdlib / "lib-dynload"
-    python_elf = guest_root / f"usr/bin/python{PY_VER}"
-    if not python_elf.is_file():
-        raise FileNotFoundError(f"{python_elf} missing: run toolchain/guest_fetch.py first")
 
-    # -- python binary -------------------------------------------------------------------------
-    _copy(python_elf, dest / f"usr/bin/python{PY_VER}", 0o755)
-    (dest / "usr/bin/python3").symlink_to(f"python{PY_VER}")
-    builtins = guest_builtins(python_elf)
+def stage_interpreter(where: StageInputs) -> set[str]:
+    """Copy Debian's python3.11 binary (plus the ``python3`` name); return its built-in modules.
 
-    # -- import closure ------------------------------------------------------------------------
+    The built-in set decides below which C modules need no lib-dynload ``.so``.
+    """
+    if not where.guest_python.is_file():
+        raise FileNotFoundError(f"{where.guest_python} missing: run toolchain/guest_fetch.py first")
+    _copy(where.guest_python, where.python, 0o755)
+    (where.dest / "usr/bin/python3").symlink_to(f"python{PY_VER}")
+    return guest_builtins(where.guest_python)
+
+
+def trace_imports(where: StageInputs, report: StageReport) -> ImportPlan:
+    """Import the guest packages in a clean host interpreter and record every module that loads.
+
+    Tracing finds what runs at import time; the modules import statements name anywhere in the guest
+    sources (``named_imports``) are added as extra roots, so lazy imports ship too. A third-party
+    package is traced only if some guest module names it. ``_cbor2`` is blocked: the guest has no C
+    accelerator, so the pure fallback must be the one traced.
+    """
     tp_dirs = {n: _third_party_dir(n) for n in THIRD_PARTY}
     extra_paths = sorted({str(p.parent) for p in tp_dirs.values() if p is not None})
-    named = named_imports(repo)
+    named = named_imports(where.repo)
     used_third_party = {n.split(".")[0] for n in named} & set(THIRD_PARTY)
-    roots = [p for p in GUEST_PACKAGES if (repo / p).is_dir()]  # namespace packages too
+    roots = [p for p in GUEST_PACKAGES if (where.repo / p).is_dir()]  # namespace packages too
     roots += [n for n, p in tp_dirs.items() if p is not None and n in used_third_party]
     extras = sorted(set(EXTRA_STDLIB) | {n for n in named if n.split(".")[0] in sys.stdlib_module_names})
-    closure = import_closure(repo, roots, extras, extra_paths, blocked=["_cbor2"])
-    frozen = set(closure["frozen"])
+    closure = import_closure(where.repo, roots, extras, extra_paths, blocked=["_cbor2"])
     for name, err in sorted(closure["errors"].items()):
         report.warnings.append(f"import {name} failed on the host: {err}")
+    return ImportPlan(closure, tp_dirs, used_third_party)
+
+
+def classify_stdlib(where: StageInputs, imports: ImportPlan, builtins: set[str],
+                    report: StageReport) -> StdlibPlan:
+    """Sort each traced stdlib module into: built into / frozen in the binary (nothing to ship), a
+    lib-dynload ``.so``, or a ``.py`` of the *guest's* stdlib to compile into the zip.
+
+    Sources come from the guest root, not the host, so the image carries Debian's exact 3.11 stdlib
+    whatever the build interpreter's patch level; anything that cannot be placed is a warning.
+    """
+    closure = imports.closure
+    frozen = set(closure["frozen"])
     host_stdlib = _host_stdlib()
     host_dynload = host_stdlib / "lib-dynload"
     stdlib_files: dict[str, Path] = {}  # rel path in zip -> guest source
@@ -366,7 +468,7 @@ def stage(repo: Path, guest_root: Path, dest: Path, init_source: str | None = No
             if name in builtins or name in ("sys", "builtins") or name.startswith("_frozen"):
                 report.builtin_modules.append(name)
                 continue
-            matches = sorted(dynload_dir.glob(f"{name}.cpython-*.so"))
+            matches = sorted(where.guest_dynload.glob(f"{name}.cpython-*.so"))
             if matches:
                 dynload.add(matches[0].name)
             elif file is None:
@@ -382,19 +484,26 @@ def stage(repo: Path, guest_root: Path, dest: Path, init_source: str | None = No
         if rel.parts[0] in ("site-packages", "lib-dynload"):
             report.warnings.append(f"module {name} ({file}) is outside the stdlib and not shipped")
             continue
-        src = guest_stdlib / rel
+        src = where.guest_stdlib / rel
         if not src.is_file():
             report.warnings.append(f"stdlib module {name}: {rel} not in the guest's stdlib")
             continue
         stdlib_files[rel.with_suffix(".pyc").as_posix()] = src
     report.stdlib_modules = sorted(stdlib_files)
     report.builtin_modules = sorted(set(report.builtin_modules))
+    return StdlibPlan(stdlib_files, dynload)
 
-    # -- stdlib zip (stored, fixed timestamps: the outer compressor does the squeezing) -------------
-    zrels = sorted(stdlib_files)
+
+def write_stdlib_zip(where: StageInputs, stdlib: StdlibPlan, report: StageReport) -> None:
+    """Compile the stdlib closure to .pyc and store it in ``python311.zip`` (on ``sys.path`` by default).
+
+    ZIP_STORED with fixed timestamps and attributes: the payload's compressor squeezes the whole
+    tree better than per-member deflate would, and the same inputs give the same bytes.
+    """
+    zrels = sorted(stdlib.zip_sources)
     pycs = pycompile.compile_many(
-        [(str(stdlib_files[r]), f"/usr/lib/python{PY_TAG}.zip/{r[:-1]}") for r in zrels])
-    zpath = dest / f"usr/lib/python{PY_TAG}.zip"
+        [(str(stdlib.zip_sources[r]), f"/usr/lib/python{PY_TAG}.zip/{r[:-1]}") for r in zrels])
+    zpath = where.stdlib_zip
     zpath.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(zpath, "w", compression=zipfile.ZIP_STORED) as zf:
         for rel, data in zip(zrels, pycs):
@@ -405,21 +514,31 @@ def stage(repo: Path, guest_root: Path, dest: Path, init_source: str | None = No
     os.chmod(zpath, 0o644)
     log(f"stdlib: {len(zrels)} modules in python{PY_TAG}.zip ({zpath.stat().st_size} bytes)")
 
-    # -- lib-dynload ---------------------------------------------------------------------------
-    for so in sorted(dynload):
-        _copy(dynload_dir / so, dest / f"usr/lib/python{PY_VER}/lib-dynload/{so}", 0o644)
-    (dest / f"usr/lib/python{PY_VER}/lib-dynload").mkdir(parents=True, exist_ok=True)  # exec_prefix landmark
-    report.dynload_modules = sorted(dynload)
 
-    # -- guest packages and third-party runtime deps as sourceless .pyc ---------------------------
+def copy_lib_dynload(where: StageInputs, stdlib: StdlibPlan, report: StageReport) -> None:
+    """Copy the few C extension modules the binary lacks; the directory exists even when empty,
+    because CPython uses it as the landmark that sets ``sys.exec_prefix``."""
+    for so in sorted(stdlib.dynload):
+        _copy(where.guest_dynload / so, where.dynload / so, 0o644)
+    where.dynload.mkdir(parents=True, exist_ok=True)  # exec_prefix landmark
+    report.dynload_modules = sorted(stdlib.dynload)
+
+
+def compile_guest_code(where: StageInputs, imports: ImportPlan, report: StageReport) -> None:
+    """Ship the guest packages and the used third-party packages as sourceless .pyc under
+    /usr/lib/cohesix (no .py: smaller, and nothing to recompile at boot).
+
+    Host-only modules are skipped, guest overrides replace the module they stand for, and a
+    third-party package that does not import without its C extension is left out with a warning.
+    """
     jobs, targets = [], []
-    packages = [(p, repo / p) for p in GUEST_PACKAGES if (repo / p).is_dir()]
-    for name, path in tp_dirs.items():
+    packages = [(p, where.repo / p) for p in GUEST_PACKAGES if (where.repo / p).is_dir()]
+    for name, path in imports.third_party_dirs.items():
         if path is None:
             report.warnings.append(f"{name} is not installed in the build interpreter; not shipped")
-        elif name not in used_third_party:
+        elif name not in imports.used_third_party:
             continue  # no shipped guest module imports it
-        elif name in closure["errors"]:
+        elif name in imports.closure["errors"]:
             report.warnings.append(f"{name} does not import without its C extension; not shipped")
         else:
             packages.append((name, path))
@@ -435,55 +554,77 @@ def stage(repo: Path, guest_root: Path, dest: Path, init_source: str | None = No
                 report.warnings.append(f"{modname} replaced by image/overrides/{src.name}")
             if src.suffix == ".py":
                 jobs.append((str(src), f"/usr/lib/cohesix/{rel}"))
-                targets.append(dest / f"usr/lib/cohesix/{rel}c")
+                targets.append(where.dest / f"usr/lib/cohesix/{rel}c")
             else:
-                _copy(src, dest / f"usr/lib/cohesix/{rel}", 0o644)
+                _copy(src, where.dest / f"usr/lib/cohesix/{rel}", 0o644)
     for target, data in zip(targets, pycompile.compile_many(jobs)):
         _write(target, data, 0o644)
     log(f"guest code: {len(jobs)} .pyc files under /usr/lib/cohesix ({', '.join(p for p, _ in packages)})")
-    table, count = dataclass_cache.record(dest / "usr/lib/cohesix", zpath)
-    _write(dest / dataclass_cache.CACHE_PATH.lstrip("/"), table, 0o644)
+
+
+def precompile_dataclasses(where: StageInputs) -> None:
+    """Record the generated methods of every shipped dataclass (image/dataclass_cache.py), so the
+    guest does not exec() them at import time; it reads the .pyc staged by the steps before."""
+    table, count = dataclass_cache.record(where.dest / "usr/lib/cohesix", where.stdlib_zip)
+    _write(where.dest / dataclass_cache.CACHE_PATH.lstrip("/"), table, 0o644)
     log(f"dataclass methods: {count} precompiled ({len(table)} bytes)")
 
-    # -- shared libraries: DT_NEEDED closure of what we ship ---------------------------------------
-    libdir = dest / "usr/lib/aarch64-linux-gnu"
-    pending = [dest / f"usr/bin/python{PY_VER}"] + sorted((dest / f"usr/lib/python{PY_VER}/lib-dynload").glob("*.so"))
+
+def ship_shared_libraries(where: StageInputs, report: StageReport) -> set[str]:
+    """Copy the DT_NEEDED closure of the staged ELF files (and the program interpreter); return the
+    sonames shipped.
+
+    Only what is needed ships; a soname not found in the guest root is left for the ELF audit,
+    which reports it together with the file that needs it. Debian's interpreter path
+    /lib/ld-linux-aarch64.so.1 is kept working with a symlink.
+    """
+    libdir = where.libdir
+    pending = [where.python] + sorted(where.dynload.glob("*.so"))
     shipped: set[str] = set()
     while pending:
         for soname in _needed(pending.pop()):
             if soname in shipped:
                 continue
-            src = _find_guest_lib(guest_root, soname)
+            src = _find_guest_lib(where.guest_root, soname)
             if src is None:
-                continue  # the audit below reports it with the file that needs it
+                continue  # the audit reports it with the file that needs it
             shipped.add(soname)
             _copy(src, libdir / soname, 0o755)
             pending.append(libdir / soname)
-    # The program interpreter: keep Debian's path /lib/ld-linux-aarch64.so.1 working.
-    with open(python_elf, "rb") as f:
+    with open(where.guest_python, "rb") as f:
         interp = next(s.get_interp_name() for s in ELFFile(f).iter_segments() if s.header.p_type == "PT_INTERP")
     ld_name = Path(interp).name
     if ld_name not in shipped:
-        _copy(_find_guest_lib(guest_root, ld_name), libdir / ld_name, 0o755)
+        _copy(_find_guest_lib(where.guest_root, ld_name), libdir / ld_name, 0o755)
         shipped.add(ld_name)
-    link = dest / interp.lstrip("/")
+    link = where.dest / interp.lstrip("/")
     if not link.exists():
         link.parent.mkdir(parents=True, exist_ok=True)
         link.symlink_to(f"/usr/lib/aarch64-linux-gnu/{ld_name}")
     report.libraries = sorted(shipped)
+    return shipped
 
-    # -- unwind tables: unreadable without an unwinder library in the image (see elf_trim.py) -------
-    if elf_trim.UNWINDER_LIBRARY not in shipped:
-        for elf in [dest / f"usr/bin/python{PY_VER}"] + sorted(libdir.iterdir()) + sorted(
-                (dest / f"usr/lib/python{PY_VER}/lib-dynload").glob("*.so")):
-            blanked = elf_trim.blank_unwind_tables(elf)
-            if blanked:
-                report.unwind_tables_blanked["/" + elf.relative_to(dest).as_posix()] = blanked
 
-    # -- kernel modules --------------------------------------------------------------------------
-    mod_roots = sorted((guest_root / "lib/modules").iterdir())
+def blank_unwind_tables(where: StageInputs, shipped: set[str], report: StageReport) -> None:
+    """Zero ``.eh_frame``/``.eh_frame_hdr`` when no unwinder library ships (elf_trim.py says why):
+    nothing in the image can read them, and zeros compress to almost nothing."""
+    if elf_trim.UNWINDER_LIBRARY in shipped:
+        return
+    for elf in [where.python] + sorted(where.libdir.iterdir()) + sorted(where.dynload.glob("*.so")):
+        blanked = elf_trim.blank_unwind_tables(elf)
+        if blanked:
+            report.unwind_tables_blanked["/" + elf.relative_to(where.dest).as_posix()] = blanked
+
+
+def ship_kernel_modules(where: StageInputs, kernel_groups: tuple[str, ...], report: StageReport) -> None:
+    """Copy the requested module groups (decompressed) and write /etc/cohesix/modules.order.
+
+    PID 1 loads them with finit_module in file order, so the order file lists every module after its
+    dependencies; the guest then needs neither modprobe nor depmod's files.
+    """
+    mod_roots = sorted((where.guest_root / "lib/modules").iterdir())
     if len(mod_roots) != 1:
-        raise RuntimeError(f"expected exactly one kernel under {guest_root / 'lib/modules'}, found {mod_roots}")
+        raise RuntimeError(f"expected exactly one kernel under {where.guest_root / 'lib/modules'}, found {mod_roots}")
     module_roots = {g: names for g, names in KERNEL_MODULE_ROOTS.items() if g in kernel_groups}
     order = kernel_module_order(mod_roots[0], module_roots)
     lines = ["# Cohesix kernel modules (generated by image/stage.py), one absolute path per line, each",
@@ -493,18 +634,21 @@ def stage(repo: Path, guest_root: Path, dest: Path, init_source: str | None = No
     for group in module_roots:
         lines.append(f"# {group}: " + " ".join(n for g, n, _ in order if g == group))
     for group, name, ko in order:
-        _write(dest / f"lib/cohesix/modules/{name}.ko", module_bytes(ko), 0o644)
+        _write(where.dest / f"lib/cohesix/modules/{name}.ko", module_bytes(ko), 0o644)
         lines.append(f"/lib/cohesix/modules/{name}.ko")
         report.kernel_modules.append(f"{group}:{name}")
-    _write(dest / "etc/cohesix/modules.order", ("\n".join(lines) + "\n").encode(), 0o644)
+    _write(where.dest / "etc/cohesix/modules.order", ("\n".join(lines) + "\n").encode(), 0o644)
 
-    # -- /init -----------------------------------------------------------------------------------
-    _write(dest / "init", (init_source or INIT_SOURCE).encode(), 0o755)
 
-    extra = [Entry(path, "chr", perm, rdev=rdev) for path, perm, rdev in DEVICE_NODES]
-    for w in report.warnings:
-        log(f"warning: {w}")
-    return extra, report
+def write_init(where: StageInputs, init_source: str | None) -> None:
+    """Write /init: the root-task launcher, or the caller's replacement (experiments; not the product)."""
+    _write(where.dest / "init", (init_source or INIT_SOURCE).encode(), 0o755)
+
+
+def device_nodes() -> list[Entry]:
+    """/dev/console and /dev/null as cpio entries: the kernel opens /dev/console for PID 1's stdio
+    before any devtmpfs exists, and making them on the host would need root, so the build never does."""
+    return [Entry(path, "chr", perm, rdev=rdev) for path, perm, rdev in DEVICE_NODES]
 
 
 def _dist_version(name: str) -> str:
