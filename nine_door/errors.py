@@ -6,6 +6,7 @@ from __future__ import annotations
 
 EPERM = 1
 ENOENT = 2
+EIO = 5          # an internal failure of one request (docs/spec-decisions.md)
 EBADF = 9
 EAGAIN = 11
 EACCES = 13
@@ -20,14 +21,15 @@ EOPNOTSUPP = 95
 ESTALE = 116
 
 ERRNO_NAMES: dict[int, str] = {
-    EPERM: "EPERM", ENOENT: "ENOENT", EBADF: "EBADF", EAGAIN: "EAGAIN", EACCES: "EACCES",
+    EPERM: "EPERM", ENOENT: "ENOENT", EIO: "EIO", EBADF: "EBADF", EAGAIN: "EAGAIN", EACCES: "EACCES",
     EBUSY: "EBUSY", ENOTDIR: "ENOTDIR", EISDIR: "EISDIR", EINVAL: "EINVAL", ENOSPC: "ENOSPC",
     ERANGE: "ERANGE", EMSGSIZE: "EMSGSIZE", EOPNOTSUPP: "EOPNOTSUPP", ESTALE: "ESTALE",
 }
 
 # Lowercase standard descriptions, used by the console's `msg=` field (SPEC §10.6).
 ERRNO_DESCRIPTIONS: dict[int, str] = {
-    EPERM: "operation not permitted", ENOENT: "no such file or directory", EBADF: "bad file descriptor",
+    EPERM: "operation not permitted", ENOENT: "no such file or directory",
+    EIO: "input/output error", EBADF: "bad file descriptor",
     EAGAIN: "resource temporarily unavailable", EACCES: "permission denied",
     EBUSY: "device or resource busy", ENOTDIR: "not a directory", EISDIR: "is a directory",
     EINVAL: "invalid argument", ENOSPC: "no space left on device", ERANGE: "numerical result out of range",

@@ -14,6 +14,15 @@ CPython thread, and a frozen reply dataclass (0.3–2 µs to build) plus the gen
 lookup cost more than the handler's own work. Handlers therefore call the ``codec.encode_r*``
 builders — the same functions ``codec.encode`` uses for the R dataclasses, so there is still one
 implementation of each reply layout — and answer qids from each node's cached wire form.
+
+Why the session never asks a node's kind: the generic rules of §3 (fid states, access modes, the
+§5.3 rights, O_TRUNC/O_DIRECTORY) are applied here, and everything kind-specific is a call of the
+node file interface (``open``/``read``/``write``/``readdir``/``size``, see ``nodes.py``), whose
+per-open state is the handle ``open`` returned, kept in :attr:`Fid.handle`.
+
+Why a failing request never ends the session: :meth:`Session._execute` answers any exception other
+than a refusal with Rlerror EIO, logs ``9p request failed type=<T> errno=5 error=<class>`` to
+``/log/queen.log`` and a traceback summary to stderr, and goes on serving (docs/ninedoor.md).
 """
 from __future__ import annotations
 
@@ -22,37 +31,42 @@ from dataclasses import dataclass, field
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at boot (docs/build.md)
 
 from . import codec
-from .errors import (EACCES, EBADF, EBUSY, EINVAL, EISDIR, EMSGSIZE, ENOENT, ENOTDIR, EPERM, ERANGE,
+from .errors import (EACCES, EBADF, EBUSY, EINVAL, EIO, EISDIR, EMSGSIZE, ENOENT, ENOTDIR, EPERM,
                      ESTALE, DecodeError, NineError)
 from .codec import (encode_rattach, encode_rclunk, encode_rflush, encode_rgetattr, encode_rlerror,
                     encode_rlopen, encode_rread, encode_rreaddir, encode_rstatfs, encode_rversion,
                     encode_rwalk, encode_rwrite)
-from .messages import (DT_DIR, DT_REG, GETATTR_BASIC, IOHDRSZ, NOFID, NOTAG, O_ACCMODE, O_DIRECTORY,
-                       O_RDONLY, O_RDWR, O_TRUNC, O_WRONLY, S_IFDIR, S_IFREG, TFLUSH, V9FS_MAGIC,
-                       VERSION_9P2000L, VERSION_UNKNOWN, DirEntry, Qid, Tattach, Tauth, Tclunk,
-                       Tflush, Tgetattr, Tlopen, Tread, Treaddir, Tstatfs, Tversion, Twalk, Twrite,
-                       Unsupported)
+from .messages import (GETATTR_BASIC, IOHDRSZ, NOFID, NOTAG, O_ACCMODE, O_DIRECTORY, O_RDONLY, O_RDWR,
+                       O_TRUNC, O_WRONLY, TFLUSH, V9FS_MAGIC, VERSION_9P2000L, VERSION_UNKNOWN, Tattach,
+                       Tauth, Tclunk, Tflush, Tgetattr, Tlopen, Tread, Treaddir, Tstatfs, Tversion, Twalk,
+                       Twrite, Unsupported)
 from .namespace import Identity, MountEntry, SessionView, parse_abs_path, rights
-from .nodes import CtlNode, DirNode, LogNode, Node, RingNode, SnapshotNode
 
 if TYPE_CHECKING:  # pragma: no cover
     from .budgets import WorkerRecord
+    from .nodes import Node
     from .server import ChannelBinding, NineDoor
 
 PRE_VERSION_MSIZE = 8192  # until Tversion succeeds, frames above 8192 are oversize (§3.3)
 MIN_MSIZE = 512
+# Live fids per session. SPEC sets no limit; each fid holds a node reference and its open's handle
+# (O(1): no open copies content), so the bound caps a session's table, not content. Linux v9fs needs a
+# few per walked dentry and open file, far below this. A Tattach/Twalk that would bind one more → EBUSY
+# (SPEC §3.11's errno for a full per-session resource; docs/spec-decisions.md).
+MAX_FIDS_PER_SESSION = 256
 
 
 @dataclass(eq=False, slots=True)
 class Fid:
-    """A live fid: the node it names, the visible path it was reached by, and its open state."""
+    """A live fid: the node it names, the visible path it was reached by, and its open state.
 
-    node: Node
+    ``handle`` is whatever ``node.open`` returned (the node's per-open state); the session only
+    passes it back to the node."""
+
+    node: "Node"
     path: tuple[str, ...]
     mode: int | None = None           # O_RDONLY / O_WRONLY / O_RDWR once opened
-    snapshot: bytes | None = None     # snapshot/log content captured at Tlopen
-    listing: list[DirEntry] | None = None
-    ring_pos: int = 0                 # next rseq to read (ring nodes)
+    handle: object = None             # set by Tlopen
 
     @property
     def opened(self) -> bool:
@@ -93,6 +107,7 @@ class Session:
         self.revoked = False
         self.closed = False
         self.fids: dict[int, Fid] = {}
+        self._fid_limit_logged = False
         self.view = SessionView(door.ns, door.config.walk_depth)
         self._reader = codec.FrameReader(PRE_VERSION_MSIZE)
         self.stats = SessionStats()
@@ -203,6 +218,15 @@ class Session:
         self.first_aname = None
         self.ticket_deadline_ms = None
 
+    def _fid_table_full(self) -> None:
+        """EBUSY for a bind beyond MAX_FIDS_PER_SESSION; logged once per session, so a client that
+        keeps hitting the limit cannot flood the audit log."""
+        if not self._fid_limit_logged:
+            self._fid_limit_logged = True
+            self.door.log_append(f"9p fid limit reached session={self.session_id} "
+                                 f"origin={self.binding.origin} limit={MAX_FIDS_PER_SESSION}")
+        raise NineError(EBUSY, "fid table full")
+
     def _get_fid(self, fid: int) -> Fid:
         entry = self.fids.get(fid)
         if entry is None:
@@ -228,6 +252,8 @@ class Session:
         except DecodeError as exc:
             tag = exc.tag if exc.tag is not None else codec.peek_tag(frame)
             return self._error(tag, exc.errno)
+        except Exception as exc:  # noqa: BLE001 - a codec defect is one request's failure too
+            return self._failed(codec.peek_tag(frame), f"type-{frame[4]}", exc)
         cls = msg.__class__
         counts = stats.by_type
         counts[cls] = counts.get(cls, 0) + 1
@@ -239,8 +265,30 @@ class Session:
             reply = _HANDLERS.get(cls, Session._unknown)(self, msg)
         except NineError as exc:
             return self._error(msg.tag, exc.errno)
+        except Exception as exc:  # noqa: BLE001 - one request's defect must not end the server
+            return self._failed(msg.tag, cls.__name__, exc)
         stats.replies += 1
         return reply
+
+    def _failed(self, tag: int, type_name: str, exc: Exception) -> bytes:
+        """A request raised something other than a refusal: EIO, one log line, a stderr summary.
+
+        The log line names only the message type and the exception class (the exception text may
+        carry client bytes, e.g. lone surrogates, that neither the log nor a terminal can take).
+        Neither report may raise: whatever broke may be the log itself."""
+        try:
+            self.door.log_append(f"9p request failed type={type_name} errno={EIO} "
+                                 f"error={exc.__class__.__name__}")
+        except Exception:  # noqa: BLE001
+            pass
+        try:
+            import sys
+            import traceback  # only on this path: costly to import on the emulated CPU
+            sys.stderr.write(f"nine_door: session {self.session_id} {type_name} failed, answered EIO\n")
+            traceback.print_exception(exc, limit=-4, file=sys.stderr)
+        except Exception:  # noqa: BLE001
+            pass
+        return self._error(tag, EIO)
 
     def _gate(self, cls: type) -> None:
         """Session-level refusals in SPEC order: ESTALE (§4.6), EINVAL before Tversion (§3.3), then
@@ -281,6 +329,8 @@ class Session:
             raise NineError(EBADF, "afid must be NOFID")
         if msg.fid == NOFID or msg.fid in self.fids:
             raise NineError(EBADF, "fid is live")
+        if len(self.fids) >= MAX_FIDS_PER_SESSION:
+            self._fid_table_full()
         if self.identity is not None and msg.uname == "" and msg.aname == self.first_aname:
             pass                                   # inherits the session identity (§3.3)
         else:
@@ -309,6 +359,8 @@ class Session:
             raise NineError(EBADF, "newfid is live")
         if src.mode is not None and newfid == msg.fid:
             raise NineError(EINVAL, "cannot walk an opened fid in place")
+        if newfid != msg.fid and len(fids) >= MAX_FIDS_PER_SESSION:
+            self._fid_table_full()
         wnames = msg.wnames
         nodes, path = self.view.walk(src.node, src.path, wnames, self.identity)
         qids = [node.wire_qid for node in nodes]
@@ -338,13 +390,7 @@ class Session:
             raise NineError(EACCES, "no write permission")
         if msg.flags & O_TRUNC:
             raise NineError(EPERM, "no node is truncatable")
-        if access != O_WRONLY:
-            if isinstance(node, SnapshotNode):
-                fid.snapshot = node.render()
-            elif isinstance(node, LogNode):
-                fid.snapshot = node.content()
-            elif isinstance(node, RingNode):
-                fid.ring_pos = node.oldest_rseq
+        fid.handle = node.open(access, self, fid.path)
         fid.mode = access
         return encode_rlopen(msg.tag, node.wire_qid, self._iounit)
 
@@ -352,36 +398,14 @@ class Session:
         fid = self._live_fid(msg.fid)
         if fid.mode not in (O_RDONLY, O_RDWR):
             raise NineError(EBADF, "fid not open for reading")
-        node = fid.node
-        if node.is_dir:
-            raise NineError(EISDIR, "use Treaddir on directories")
-        count = min(msg.count, self._iounit)
-        if isinstance(node, RingNode):
-            if fid.ring_pos < node.oldest_rseq:
-                requested, fid.ring_pos = fid.ring_pos, node.oldest_rseq
-                self.door.log_append(f"telemetry cursor stale worker={node.owner} requested={requested} "
-                                     f"oldest={node.oldest_rseq}")
-                raise NineError(ERANGE, "records were evicted")
-            data, fid.ring_pos = node.read_from(fid.ring_pos, count)
-            return encode_rread(msg.tag, data)
-        content = fid.snapshot or b""
-        offset = msg.offset
-        if offset >= len(content):
-            return encode_rread(msg.tag, b"")
-        return encode_rread(msg.tag, content[offset:offset + count])
+        count = msg.count if msg.count < self._iounit else self._iounit
+        return encode_rread(msg.tag, fid.node.read(fid.handle, msg.offset, count, self))
 
     def _write(self, msg: Twrite) -> bytes:
         fid = self._live_fid(msg.fid)
         if fid.mode not in (O_WRONLY, O_RDWR):
             raise NineError(EBADF, "fid not open for writing")
-        node = fid.node
-        if isinstance(node, LogNode):
-            return encode_rwrite(msg.tag, self.door.client_log_append(node, msg.data))
-        if isinstance(node, CtlNode):
-            return encode_rwrite(msg.tag, node.handler(self, msg.data))
-        if isinstance(node, RingNode):
-            return encode_rwrite(msg.tag, self.door.ring_write(self, node, msg.data))
-        raise NineError(EACCES, "node is not writable")
+        return encode_rwrite(msg.tag, fid.node.write(fid.handle, msg.offset, msg.data, self))
 
     def _clunk(self, msg: Tclunk) -> bytes:
         if self.fids.pop(msg.fid, None) is None:
@@ -392,7 +416,7 @@ class Session:
         fid = self._live_fid(msg.fid)
         node = fid.node
         allowed = rights(node, self.identity)
-        mode = S_IFDIR if node.is_dir else S_IFREG
+        mode = node.file_type
         if allowed.read:
             mode |= 0o444
         if allowed.write:
@@ -407,27 +431,8 @@ class Session:
 
     def _readdir(self, msg: Treaddir) -> bytes:
         fid = self._live_fid(msg.fid)
-        node = fid.node
-        if not isinstance(node, DirNode):
-            raise NineError(ENOTDIR, "not a directory")
-        if not fid.opened:
-            raise NineError(EBADF, "directory not open")
-        if msg.offset == 0 or fid.listing is None:
-            fid.listing = [DirEntry(_qid(child), index + 1, DT_DIR if child.is_dir else DT_REG, name)
-                           for index, (name, child) in
-                           enumerate(self.view.listing(node, fid.path, self.identity))]
-        budget = min(msg.count, self._iounit)
-        chunks: list[bytes] = []
-        used = 0
-        for entry in fid.listing[msg.offset:]:
-            size = codec.dirent_size(entry.name)
-            if used + size > budget:
-                if not chunks:
-                    raise NineError(EINVAL, "first entry does not fit")
-                break
-            chunks.append(codec.encode_dirent(entry))
-            used += size
-        return encode_rreaddir(msg.tag, b"".join(chunks))
+        count = min(msg.count, self._iounit)
+        return encode_rreaddir(msg.tag, fid.node.readdir(fid.handle, msg.offset, count, self))
 
     def _statfs(self, msg: Tstatfs) -> bytes:
         self._get_fid(msg.fid)
@@ -436,11 +441,6 @@ class Session:
     def _flush(self, msg: Tflush) -> bytes:
         # Requests run to completion before the next one is read, so oldtag is never still in flight.
         return encode_rflush(msg.tag)
-
-
-def _qid(node: Node) -> Qid:
-    qtype, version, path = node.qid()
-    return Qid(qtype, version, path)
 
 
 _decode = codec.decode
