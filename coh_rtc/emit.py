@@ -90,6 +90,7 @@ def render_outputs(compiled: "Compiled") -> dict[str, bytes]:
         basename_literal=py_literal(compiled.ir_basename),
         resolved=py_literal(compiled.resolved),
         ticket_secrets=py_literal(compiled.ticket_secrets),
+        placeholder_secrets=py_literal(compiled.placeholder_secrets),
         shard_labels=py_literal(shard_labels(ir)),
         proc_nodes=py_literal(proc_nodes(ir)),
         cas_pubkey=py_literal(ir.cas.store.sign.pubkey_hex if ir.cas.store.sign else None),

@@ -12,10 +12,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Union
 
+from nine_door.vocabulary import (
+    CONSOLE_TCP_PORT,
+    MAX_MSIZE,
+    MAX_WALK_DEPTH,
+    NINEP_TCP_PORT,
+    ROLE_LABELS,
+    schema_key,
+)
+
 SCHEMAS: tuple[str, ...] = ("1.0", "1.1", "1.2", "1.3")
 LATEST_SCHEMA = SCHEMAS[-1]
 
-ROLE_LABELS: tuple[str, ...] = ("queen", "worker-heartbeat", "worker-gpu")
 PROC_9P_NODES: tuple[str, ...] = ("sessions", "outstanding", "short_writes")
 PROC_INGEST_FIELDS: tuple[str, ...] = ("p50_ms", "p95_ms", "backpressure", "dropped", "queued")
 U63_MAX = 2**63 - 1
@@ -30,11 +38,6 @@ class _Required:
 
 REQUIRED: Any = _Required()
 NO_LEGACY: Any = None  # "—" in the Legacy column: the default applies (the feature is off anyway)
-
-
-def schema_key(version: str) -> tuple[int, ...]:
-    """Sort key of a schema string, so that "1.10" would sort after "1.9"."""
-    return tuple(int(p) for p in version.split("."))
 
 
 @dataclass(frozen=True)
@@ -96,10 +99,10 @@ IR_TREE = Table(
         ),
         "secure9p": Table(
             {
-                "msize": _int(512, 8192, default=8192),
-                "walk_depth": _int(1, 8, default=8),
+                "msize": _int(512, MAX_MSIZE, default=MAX_MSIZE),
+                "walk_depth": _int(1, MAX_WALK_DEPTH, default=MAX_WALK_DEPTH),
                 "tcp_listener": Table(
-                    {"enable": _bool(False), "port": _int(1, 65535, default=564)}
+                    {"enable": _bool(False), "port": _int(1, 65535, default=NINEP_TCP_PORT)}
                 ),
                 "tags_per_session": _int(1, 1024, default=32, since="1.1", legacy=1),
                 "batch_frames": _bool(True, since="1.1", legacy=False),
@@ -132,7 +135,7 @@ IR_TREE = Table(
             }
         ),
         "tickets": TableArray(
-            Table({"role": _choice(ROLE_LABELS), "secret": Leaf("str")})  # secret: validate.py
+            Table({"role": _choice(ROLE_LABELS), "secret": Leaf("str")})  # secret ref + rule: validate.py
         ),
         "namespace": Table(
             {"mounts": TableArray(Table({"service": Leaf("str"), "at": Leaf("str")}))}
@@ -140,12 +143,12 @@ IR_TREE = Table(
         "console": Table(
             {
                 "serial": _bool(True),
-                "auth_token": Leaf("str", default="changeme"),
+                "auth_token": Leaf("str", default="changeme"),  # secret ref + rule: validate.py
                 "idle_timeout_s": _int(30, 86400, default=300),
                 "tcp": Table(
                     {
                         "enable": _bool(False),
-                        "port": _int(1, 65535, default=31337),
+                        "port": _int(1, 65535, default=CONSOLE_TCP_PORT),
                         "max_sessions": _int(1, 16, default=4),
                     }
                 ),

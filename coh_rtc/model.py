@@ -3,8 +3,9 @@
 After resolution every field has its final value (given, default or legacy), so code that consumes an
 :class:`IR` never has to know about schema versions. Field names follow the TOML keys; keys that are
 not Python identifiers (``worker-heartbeat``) carry their TOML name in ``metadata["key"]``.
-:func:`manifest_of` turns the model into the resolved-manifest dict of SPEC §15.2, and
-:func:`build` constructs the model from the nested dict the resolver produces.
+:func:`build` constructs the model from the nested dict the resolver produces; the resolved manifest
+is derived from that dict (``resolve.manifest_dict``), not from the model, so the model only needs the
+fields host code reads.
 """
 
 from __future__ import annotations
@@ -107,9 +108,6 @@ class Ticket:
     def secret_sha256(self) -> str:
         return hashlib.sha256(self.secret.encode("utf-8")).hexdigest()
 
-    def manifest(self) -> dict[str, Any]:
-        return {"role": self.role, "secret_sha256": self.secret_sha256}
-
 
 @dataclass(frozen=True)
 class Mount:
@@ -142,6 +140,9 @@ class ConsoleLimits:
 
 @dataclass(frozen=True)
 class Console:
+    """The console section. The token text never enters the manifest (nor the image): only its
+    SHA-256 does (``resolve.manifest_dict``), which is all the TCP console needs to check ``AUTH``."""
+
     serial: bool
     auth_token: str
     idle_timeout_s: int
@@ -266,23 +267,6 @@ class IR:
 
 def toml_key(f: dataclasses.Field) -> str:
     return f.metadata.get("key", f.name)
-
-
-def manifest_of(value: Any) -> Any:
-    """The JSON-ready resolved-manifest form of a model value (``None`` tables are omitted)."""
-    if hasattr(value, "manifest"):
-        return value.manifest()
-    if dataclasses.is_dataclass(value):
-        out: dict[str, Any] = {}
-        for f in dataclasses.fields(value):
-            item = getattr(value, f.name)
-            if item is None:
-                continue
-            out[toml_key(f)] = manifest_of(item)
-        return out
-    if isinstance(value, tuple):
-        return [manifest_of(v) for v in value]
-    return value
 
 
 def build(cls: type, data: dict[str, Any]) -> Any:

@@ -2,7 +2,9 @@
 
 Fills every key the field tree knows: the value given in the IR if it was accepted, else the default
 when the file's schema includes the key, else the legacy value (a "—" legacy means the default). The
-result is a :class:`~coh_rtc.model.IR`, plus the canonical manifest bytes and their hash. Collections
+result is a nested dict keyed by TOML names (:func:`resolve_data`), from which both the typed
+:class:`~coh_rtc.model.IR` and the resolved manifest are made; the manifest is derived from the dict, not
+from the model, so a key added to ``fields.py`` reaches the manifest (and the guest) with no other edit. Collections
 are put in total order here (tickets by role, observability lists sorted) so emission never has to
 sort anything; mounts keep their IR order because later mounts win (SPEC §5.6).
 """
@@ -14,16 +16,21 @@ import json
 from typing import Any
 
 from .fields import IR_TREE, NO_LEGACY, REQUIRED, Leaf, Table, TableArray
-from .model import IR, build, manifest_of
+from .model import IR, build
 from .validate import schema_at_least
 
 
-def resolve(values: dict[str, Any], schema: str) -> IR:
-    """Resolve accepted ``values`` (from the structural pass) for ``schema`` into the model."""
+def resolve_data(values: dict[str, Any], schema: str) -> dict[str, Any]:
+    """Resolve accepted ``values`` (from the structural pass) for ``schema``: every key filled."""
     data = _table(IR_TREE, values, schema)
     data["root_task"]["schema"] = schema
     data["tickets"] = sorted(data["tickets"], key=lambda t: t["role"])
-    return build(IR, data)
+    return data
+
+
+def resolve(values: dict[str, Any], schema: str) -> IR:
+    """Resolve accepted ``values`` into the typed model."""
+    return build(IR, resolve_data(values, schema))
 
 
 def _table(spec: Table, values: dict[str, Any], schema: str) -> dict[str, Any]:
@@ -62,9 +69,27 @@ def _items(spec: TableArray, items: list[Any], schema: str) -> list[dict[str, An
     return [_table(spec.item, item, schema) for item in items if item and all(k in item for k in required)]
 
 
-def manifest_dict(ir: IR) -> dict[str, Any]:
-    """The resolved manifest (SPEC §15.2) as a nested dict: every key present, secrets hashed."""
-    return manifest_of(ir)
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def manifest_dict(data: dict[str, Any]) -> dict[str, Any]:
+    """The resolved manifest (SPEC §15.2) from :func:`resolve_data`'s dict: every key present, optional
+    tables that were not given omitted, lists as JSON arrays, and no secret text: each ticket becomes
+    ``{"role", "secret_sha256"}`` and ``console.auth_token`` becomes ``console.auth_token_sha256``."""
+    out = _json_ready(data)
+    out["tickets"] = [{"role": t["role"], "secret_sha256": _sha256(t["secret"])} for t in data["tickets"]]
+    console = out["console"]
+    console["auth_token_sha256"] = _sha256(console.pop("auth_token"))
+    return out
+
+
+def _json_ready(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _json_ready(v) for k, v in value.items() if v is not None}
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(v) for v in value]
+    return value
 
 
 def manifest_bytes(resolved: dict[str, Any]) -> bytes:

@@ -55,9 +55,12 @@ def dumps(document: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def resolved_to_document(resolved: dict[str, Any], ticket_secrets: dict[str, str]) -> dict[str, Any]:
+def resolved_to_document(
+    resolved: dict[str, Any], ticket_secrets: dict[str, str], auth_token: str | None = None
+) -> dict[str, Any]:
     """An IR document equivalent to ``resolved``: keys newer than its schema and derived keys are
-    dropped, and tickets get their secrets back from ``ticket_secrets``."""
+    dropped, tickets get their secrets back from ``ticket_secrets`` and the console its token from
+    ``auth_token`` (the manifest holds only hashes; ``None`` leaves the default token)."""
     schema = resolved["root_task"]["schema"]
 
     def walk(spec: Table, data: dict[str, Any]) -> dict[str, Any]:
@@ -79,7 +82,10 @@ def resolved_to_document(resolved: dict[str, Any], ticket_secrets: dict[str, str
             return {"role": item["role"], "secret": ticket_secrets[item["role"]]}
         return walk(spec.item, item)
 
-    return walk(IR_TREE, resolved)
+    document = walk(IR_TREE, resolved)
+    if auth_token is not None:
+        document["console"]["auth_token"] = auth_token
+    return document
 
 
 def write_document(path: str | Path, document: dict[str, Any]) -> Path:

@@ -13,10 +13,13 @@ Validation runs in two passes, and both only *collect* diagnostics:
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
+
+from nine_door.vocabulary import schema_at_least
 
 from .diagnostics import Diagnostic
 from .fields import (
@@ -28,10 +31,10 @@ from .fields import (
     Leaf,
     Table,
     TableArray,
-    schema_key,
 )
 from .locate import LineIndex
 from .model import IR
+from .secrets import resolve_secret
 
 RESERVED_ROOTS: tuple[str, ...] = ("/proc", "/log", "/queen", "/worker", "/shard", "/gpu")
 _PRINTABLE = re.compile(r"[\x21-\x7e]*")
@@ -60,10 +63,6 @@ def render_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
-
-
-def schema_at_least(schema: str, version: str) -> bool:
-    return schema_key(schema) >= schema_key(version)
 
 
 @dataclass
@@ -97,13 +96,16 @@ class Checked:
 # ------------------------------------------------------------------------------------------------
 
 
-def check_structure(document: dict[str, Any], ir_directory: Path) -> Checked:
+def check_structure(
+    document: dict[str, Any], ir_directory: Path, environ: Mapping[str, str] | None = None
+) -> Checked:
+    """Pass 1; secret references are resolved against ``environ`` (default ``os.environ``)."""
     schema, schema_valid, schema_problem = _read_schema(document)
     checked = Checked(schema=schema, schema_valid=schema_valid, values={})
     if schema_problem:
         checked.error("root_task.schema", schema_problem)
     checked.values = _table(IR_TREE, document, "", checked)
-    _check_local_rules(checked, ir_directory)
+    _check_local_rules(checked, ir_directory, os.environ if environ is None else environ)
     return checked
 
 
@@ -254,20 +256,26 @@ def component_problem(path: str, absolute: bool) -> str | None:
     return None
 
 
-def _check_local_rules(checked: Checked, ir_directory: Path) -> None:
+def _check_secret(table: dict[str, Any], key: str, path: str, maximum: int, checked: Checked,
+                  ir_directory: Path, environ: Mapping[str, str]) -> None:
+    """Resolve a secret reference in place, then apply the literal rule to the resolved text."""
+    resolved = resolve_secret(table[key], ir_directory, environ)
+    problem = resolved.problem or _printable_problem(resolved.text or "", maximum)
+    if problem:
+        checked.error(path, problem)
+        del table[key]
+    else:
+        table[key] = resolved.text
+
+
+def _check_local_rules(checked: Checked, ir_directory: Path, environ: Mapping[str, str]) -> None:
     values = checked.values
     for idx, ticket in enumerate(values.get("tickets", [])):
         if ticket and isinstance(ticket.get("secret"), str):
-            problem = _printable_problem(ticket["secret"], 128)
-            if problem:
-                checked.error(f"tickets[{idx}].secret", problem)
-                del ticket["secret"]
+            _check_secret(ticket, "secret", f"tickets[{idx}].secret", 128, checked, ir_directory, environ)
     console = values.get("console", {})
     if "auth_token" in console:
-        problem = _printable_problem(console["auth_token"], 64)
-        if problem:
-            checked.error("console.auth_token", problem)
-            del console["auth_token"]
+        _check_secret(console, "auth_token", "console.auth_token", 64, checked, ir_directory, environ)
     store = values.get("cas", {}).get("store", {})
     if "root" in store:
         problem = _cas_root_problem(store["root"])

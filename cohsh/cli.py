@@ -18,6 +18,7 @@ from cohsh.shell import Shell
 from cohsh.transport_mock import MockSystem
 from cohsh.transport_qemu import QemuOptions, QemuSystem
 from cohsh.transport_tcp import Connector, ConsoleClient, TransportLost, tcp_connector
+from nine_door.vocabulary import CONSOLE_TCP_PORT, HOST_NINEP_PORT
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_TRANSPORT = 0, 1, 2, 3
 TRANSPORTS = ("mock", "qemu", "tcp")
@@ -68,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ticket-config", metavar="ROOT_TASK_TOML")
     p.add_argument("--policy", metavar="FILE", help="cohsh_policy.toml (env COHSH_POLICY)")
     p.add_argument("--9p-host", dest="ninep_host", default="127.0.0.1")
-    p.add_argument("--9p-port", dest="ninep_port", type=_port, default=5640)
+    p.add_argument("--9p-port", dest="ninep_port", type=_port, default=HOST_NINEP_PORT)
     p.add_argument("--mock-ir", default="configs/root_task.toml", help="IR for --transport mock")
     p.add_argument("--qemu-kernel")
     p.add_argument("--qemu-initrd")
@@ -102,7 +103,7 @@ def resolve_settings(args: argparse.Namespace, env: Mapping[str, str]) -> Settin
         except argparse.ArgumentTypeError as exc:
             raise UsageError(f"COHSH_TCP_PORT: {exc}") from None
     else:
-        port = 31337
+        port = CONSOLE_TCP_PORT
     return Settings(
         transport=transport,
         tcp_host=args.tcp_host or env.get("COHSH_TCP_HOST") or "127.0.0.1",

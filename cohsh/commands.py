@@ -9,17 +9,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from nine_door.vocabulary import WORKER_ROLES, canonical_role  # one role vocabulary (re-exported)
+
 # Local path rules (SPEC §11.4): absolute, valid components, depth ≤ 8, ≤ 96 characters.
 MAX_PATH_CHARS = 96
 MAX_PATH_DEPTH = 8
 
-ROLE_ALIASES = {
-    "queen": "queen",
-    "worker": "worker-heartbeat",
-    "worker-heartbeat": "worker-heartbeat",
-    "worker-gpu": "worker-gpu",
-}
-WORKER_ROLES = frozenset({"worker-heartbeat", "worker-gpu"})
 
 # Shell commands whose interrupted execution may be repeated after a reconnect (SPEC §11.6).
 READ_ONLY = frozenset({"ping", "log", "tail", "cat", "ls"})
@@ -113,10 +108,6 @@ def _check_path(verb: str, path: str) -> LocalError | None:
     if problem is None:
         return None
     return policy_error(verb, "invalid-path", f"invalid path {path}: {problem}")
-
-
-def canonical_role(word: str) -> str | None:
-    return ROLE_ALIASES.get(word.lower())
 
 
 def _compact(obj: object) -> str:

@@ -9,9 +9,10 @@ import os
 import time
 import tomllib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Mapping
 
-from cohsh.commands import WORKER_ROLES, canonical_role
+from nine_door.vocabulary import WORKER_ROLES, canonical_role
 
 DEFAULT_CONFIG = "configs/root_task.toml"
 
@@ -32,8 +33,11 @@ class MintRequest:
     config: str | None = None  # --ticket-config
 
 
-def secret_from_config(path: str, role: str) -> str | None:
-    """The ``secret`` of the ``[[tickets]]`` entry for ``role`` in an IR file, if there is one."""
+def secret_from_config(path: str, role: str, env: Mapping[str, str] | None = None) -> str | None:
+    """The ``secret`` of the ``[[tickets]]`` entry for ``role`` in an IR file, if there is one.
+
+    An ``env:NAME`` / ``file:PATH`` reference is resolved as coh-rtc resolves it (PATH relative to the
+    IR file); an unset variable or unreadable file yields None (``no ticket secret for role``)."""
     try:
         with open(path, "rb") as fh:
             data = tomllib.load(fh)
@@ -45,7 +49,12 @@ def secret_from_config(path: str, role: str) -> str | None:
     for entry in tickets:
         if isinstance(entry, dict) and entry.get("role") == role:
             secret = entry.get("secret")
-            return secret if isinstance(secret, str) and secret else None
+            if not isinstance(secret, str) or not secret:
+                return None
+            from coh_rtc.secrets import resolve_secret as resolve_reference
+
+            resolved = resolve_reference(secret, Path(path).parent, os.environ if env is None else env)
+            return resolved.text or None
     return None
 
 
@@ -58,7 +67,7 @@ def resolve_secret(role: str, flag_secret: str | None, flag_config: str | None,
     if env.get("COHSH_TICKET_SECRET"):
         return env["COHSH_TICKET_SECRET"]
     config = flag_config or env.get("COHSH_TICKET_CONFIG") or DEFAULT_CONFIG
-    return secret_from_config(config, role)
+    return secret_from_config(config, role, env)
 
 
 def _default_minter(secret: str, role: str, **fields: object) -> str:

@@ -1,9 +1,14 @@
 """NineDoor's view of the resolved IR (SPEC §14.2), as one frozen value.
 
 Why a separate dataclass: the server only needs a dozen resolved values, and building them once from the
-RESOLVED dict (written by coh_rtc into ``root_task/generated/bootstrap.py``) keeps dictionary lookups,
-defaults and legacy values out of the request path. The same constructor serves the VM (bootstrap
-module) and host mode (in-memory compile), so the two cannot drift.
+RESOLVED dict (written by coh_rtc into ``root_task/generated/bootstrap.py``) keeps dictionary lookups out
+of the request path. The same constructor serves the VM (bootstrap module) and host mode (in-memory
+compile), so the two cannot drift.
+
+Reads are strict (``resolved["a"]["b"]``, no defaulting dict reads): the resolved manifest has every
+key, defaults and legacy values are applied by coh-rtc alone (``coh_rtc/fields.py``), so a missing key
+is a KeyError naming it, not a silently different default. The field defaults of the dataclass below
+exist for unit tests that build a NineDoorConfig directly; ``from_resolved`` never falls back to them.
 """
 from __future__ import annotations
 
@@ -14,7 +19,8 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at boot 
 if TYPE_CHECKING:
     from typing import Any
 
-ROLE_LABELS = ("queen", "worker-heartbeat", "worker-gpu")
+from nine_door.vocabulary import MAX_MSIZE, MAX_WALK_DEPTH, NINEP_TCP_PORT, ROLE_LABELS
+
 LEGACY_RING_BYTES = 65536  # SPEC §7.1: before schema 1.2 every ring is text, 65536 bytes
 
 
@@ -40,8 +46,8 @@ class NineDoorConfig:
 
     schema: str = "1.0"
     manifest_sha256: str = "0" * 64
-    msize: int = 8192
-    walk_depth: int = 8
+    msize: int = MAX_MSIZE
+    walk_depth: int = MAX_WALK_DEPTH
     tags_per_session: int = 1
     batch_frames: bool = False
     short_write_enable: bool = False
@@ -53,7 +59,7 @@ class NineDoorConfig:
     gpu_default_ops: int = 64
     mounts: tuple[StaticMount, ...] = ()
     tcp_listener_enable: bool = False
-    tcp_listener_port: int = 564
+    tcp_listener_port: int = NINEP_TCP_PORT
     console_tcp_enable: bool = False
     gpu_backend: str = "none"
     ring_bytes_per_worker: int = LEGACY_RING_BYTES
@@ -68,36 +74,33 @@ class NineDoorConfig:
     @classmethod
     def from_resolved(cls, resolved: Mapping[str, Any], ticket_secrets: Mapping[str, str],
                       manifest_sha256: str) -> "NineDoorConfig":
-        """Build from the RESOLVED dict (docs/internals.md); missing sections take SPEC legacy values."""
-        schema = str(_get(resolved, "root_task", "schema", default="1.0"))
-        s9p = resolved.get("secure9p", {})
-        sw = s9p.get("short_write_policy", {})
-        tcp = s9p.get("tcp_listener", {})
-        roles = resolved.get("roles", {})
-        hb = roles.get("worker-heartbeat", {}).get("default_budget", {})
-        gpu_budget = roles.get("worker-gpu", {}).get("default_budget", {})
-        telemetry = resolved.get("telemetry", {}) if _schema_at_least(schema, "1.2") else {}
+        """Build from the RESOLVED dict (docs/internals.md); every key must be present."""
+        s9p = resolved["secure9p"]
+        sw = s9p["short_write_policy"]
+        tcp = s9p["tcp_listener"]
+        roles = resolved["roles"]
+        hb = roles["worker-heartbeat"]["default_budget"]
+        telemetry = resolved["telemetry"]  # legacy values (text, 65536) before schema 1.2
         return cls(
-            schema=schema,
+            schema=str(resolved["root_task"]["schema"]),
             manifest_sha256=manifest_sha256,
-            msize=int(s9p.get("msize", 8192)),
-            walk_depth=int(s9p.get("walk_depth", 8)),
-            tags_per_session=int(s9p.get("tags_per_session", 1)),
-            batch_frames=bool(s9p.get("batch_frames", False)),
-            short_write_enable=bool(sw.get("enable", False)),
-            short_write_backoff_ms=int(sw.get("backoff_ms", 5)),
-            max_workers=int(_get(resolved, "system", "max_workers", default=1024)),
-            role_enabled={label: bool(roles.get(label, {}).get("enable", True)) for label in ROLE_LABELS},
-            heartbeat_budget=BudgetDefaults(ttl_s=hb.get("ttl_s", 300), ops=hb.get("ops", 10000)),
-            gpu_default_ops=int(gpu_budget.get("ops", 64)),
-            mounts=tuple(StaticMount(str(m["service"]), str(m["at"]))
-                         for m in _get(resolved, "namespace", "mounts", default=[])),
-            tcp_listener_enable=bool(tcp.get("enable", False)),
-            tcp_listener_port=int(tcp.get("port", 564)),
-            console_tcp_enable=bool(_get(resolved, "console", "tcp", "enable", default=False)),
-            gpu_backend=str(_get(resolved, "gpu", "backend", default="none")),
-            ring_bytes_per_worker=int(telemetry.get("ring_bytes_per_worker", LEGACY_RING_BYTES)),
-            frame_schema=str(telemetry.get("frame_schema", "text")),
+            msize=int(s9p["msize"]),
+            walk_depth=int(s9p["walk_depth"]),
+            tags_per_session=int(s9p["tags_per_session"]),
+            batch_frames=bool(s9p["batch_frames"]),
+            short_write_enable=bool(sw["enable"]),
+            short_write_backoff_ms=int(sw["backoff_ms"]),
+            max_workers=int(resolved["system"]["max_workers"]),
+            role_enabled={label: bool(roles[label]["enable"]) for label in ROLE_LABELS},
+            heartbeat_budget=BudgetDefaults(ttl_s=int(hb["ttl_s"]), ops=int(hb["ops"])),
+            gpu_default_ops=int(roles["worker-gpu"]["default_budget"]["ops"]),
+            mounts=tuple(StaticMount(str(m["service"]), str(m["at"])) for m in resolved["namespace"]["mounts"]),
+            tcp_listener_enable=bool(tcp["enable"]),
+            tcp_listener_port=int(tcp["port"]),
+            console_tcp_enable=bool(resolved["console"]["tcp"]["enable"]),
+            gpu_backend=str(resolved["gpu"]["backend"]),
+            ring_bytes_per_worker=int(telemetry["ring_bytes_per_worker"]),
+            frame_schema=str(telemetry["frame_schema"]),
             ticket_secrets=dict(ticket_secrets),
         )
 
@@ -120,17 +123,3 @@ def coerce_config(config: Any) -> NineDoorConfig:
         return NineDoorConfig.from_resolved(resolved, getattr(config, "ticket_secrets", {}),
                                             getattr(config, "manifest_sha256", "0" * 64))
     raise TypeError(f"cannot build a NineDoorConfig from {type(config).__name__}")
-
-
-def _get(d: Mapping[str, Any], *keys: str, default: Any) -> Any:
-    for key in keys:
-        if not isinstance(d, Mapping) or key not in d:
-            return default
-        d = d[key]
-    return d
-
-
-def _schema_at_least(schema: str, wanted: str) -> bool:
-    def parts(v: str) -> tuple[int, ...]:
-        return tuple(int(p) for p in v.split(".") if p.isdigit())
-    return parts(schema) >= parts(wanted)

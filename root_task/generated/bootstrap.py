@@ -1,14 +1,14 @@
 # GENERATED – do not edit (coh-rtc)
-# manifest sha256 fd800d8371b4cbcfee16bc925ceb5b36eb70c989f8c3e5eba76a800a3f4d4190
+# manifest sha256 b8d3288699166c90df7ce960d05bbf9ff7ef7c1eee5f55da268825e8f5954fab
 """Bootstrap constants compiled by coh-rtc from root_task.toml (SPEC §15.2).
 
 This module runs inside the guest, so it imports nothing: every value is a literal. RESOLVED is the
-resolved manifest (the same object as the manifest JSON), and TICKET_SECRETS is the only place ticket
-secrets are emitted.
+resolved manifest (the same object as the manifest JSON; the console token only as its SHA-256), and
+TICKET_SECRETS (the ticket MAC keys) is the only place secret text is emitted.
 """
 
 MANIFEST_SCHEMA = '1.0'
-MANIFEST_SHA256 = 'fd800d8371b4cbcfee16bc925ceb5b36eb70c989f8c3e5eba76a800a3f4d4190'
+MANIFEST_SHA256 = 'b8d3288699166c90df7ce960d05bbf9ff7ef7c1eee5f55da268825e8f5954fab'
 IR_BASENAME = 'root_task.toml'
 
 RESOLVED = {
@@ -38,7 +38,7 @@ RESOLVED = {
         },
     },
     'console': {
-        'auth_token': 'changeme',
+        'auth_token_sha256': '057ba03d6c44104863dc7361fe4578965d1887360f90a0895882e58a6248fc86',
         'idle_timeout_s': 300,
         'limits': {
             'echo': 128,
@@ -57,7 +57,7 @@ RESOLVED = {
         },
     },
     'gpu': {
-        'backend': 'mock',
+        'backend': 'none',
     },
     'namespace': {
         'mounts': [],
@@ -144,6 +144,14 @@ TICKET_SECRETS = {
     'worker-gpu': 'worker-gpu',
     'worker-heartbeat': 'worker',
 }
+
+# Secrets that hold a demo placeholder (SPEC §14.2); the root task warns once at boot when non-empty.
+PLACEHOLDER_SECRETS = (
+    'console.auth_token',
+    'tickets[queen].secret',
+    'tickets[worker-gpu].secret',
+    'tickets[worker-heartbeat].secret',
+)
 
 # Shard labels in ascending order (SPEC §8); empty when sharding is disabled.
 SHARD_LABELS = ()

@@ -31,7 +31,10 @@ def test_repo_ir_resolves_to_the_documented_shape() -> None:
         "tcp_listener": {"enable": False, "port": 564},
     }
     assert r["console"]["tcp"] == {"enable": True, "port": 31337, "max_sessions": 4}
-    assert r["console"]["auth_token"] == "changeme"
+    assert "auth_token" not in r["console"]  # only the hash: the image carries no token text
+    assert r["console"]["auth_token_sha256"] == hashlib.sha256(b"changeme").hexdigest()
+    assert b"changeme" not in compiled.manifest_bytes
+    assert r["gpu"] == {"backend": "none"}  # the shipped IR asks only for what the build implements
     assert [t["role"] for t in r["tickets"]] == ["queen", "worker-gpu", "worker-heartbeat"]
     assert r["tickets"][0]["secret_sha256"] == hashlib.sha256(b"bootstrap").hexdigest()
     assert compiled.ticket_secrets == {"queen": "bootstrap", "worker-gpu": "worker-gpu", "worker-heartbeat": "worker"}
@@ -182,6 +185,23 @@ def test_compiling_twice_gives_identical_bytes(tmp_path: Path) -> None:
     assert dict(first.outputs) == dict(second.outputs)
     for data in first.outputs.values():
         assert str(tmp_path).encode() not in data and b"\r" not in data
+
+
+@pytest.mark.parametrize("which", ["repo", "spec_example"])
+def test_outputs_are_identical_across_processes_and_hash_seeds(tmp_path: Path, spec_example: Path,
+                                                               which: str) -> None:
+    """The CLI in two interpreters (PYTHONHASHSEED 1 and 2): no output may depend on set/dict hash order."""
+    from tests.hashseed import differing, run_seeded_pair, tree_bytes
+
+    ir = REPO_IR if which == "repo" else spec_example
+    argvs = [["-m", "coh_rtc", str(ir), "--out", str(tmp_path / side / "gen"),
+              "--manifest", str(tmp_path / side / "manifest.json"),
+              "--cli-script", str(tmp_path / side / "cli" / "boot.coh"),
+              "--cohsh-policy", str(tmp_path / side / "cohsh_policy.toml"),
+              "--doc-dir", str(tmp_path / side / "docs")] for side in ("a", "b")]
+    run_seeded_pair(argvs)
+    first, second = tree_bytes(tmp_path / "a"), tree_bytes(tmp_path / "b")
+    assert len(first) >= 6 and differing(first, second) == []
 
 
 def test_signing_key_is_carried_into_manifest_and_bootstrap(spec_example: Path) -> None:

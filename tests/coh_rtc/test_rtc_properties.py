@@ -141,7 +141,7 @@ def test_random_valid_irs_compile_and_round_trip(doc: dict[str, Any]) -> None:
         assert first.schema == doc["root_task"]["schema"]
         again = compile_ir(Path(tmp) / "root_task.toml")
         assert again.manifest_bytes == first.manifest_bytes  # deterministic
-        redo = resolved_to_document(first.resolved, first.ticket_secrets)
+        redo = resolved_to_document(first.resolved, first.ticket_secrets, first.ir.console.auth_token)
         (Path(tmp) / "second").mkdir()
         second = compile_ir(_write(Path(tmp) / "second", redo))
         assert second.manifest_bytes == first.manifest_bytes

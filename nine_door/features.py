@@ -1,0 +1,72 @@
+"""Which resolved-IR values this build honours: the one table of features not implemented yet.
+
+The compiler accepts IR schemas 1.0-1.3 (SPEC §14), but the running system implements the 1.0 subset
+plus a few later keys. Booting an IR and silently ignoring a feature it asks for would make the
+manifest lie, so every run mode refuses such an IR, naming the key:
+
+* ``cohesix-host --ir`` and ``python -m image.build --ir`` check at compile time
+  (``coh_rtc.compile_runtime_ir``, located diagnostics ``<file>:<line>: <key>: not implemented by this build``);
+* the guest checks its generated bootstrap at boot (``root_task.config.RuntimeConfig.from_bootstrap``).
+
+Each row is a dotted resolved-manifest key and the values this build honours (the legacy value, or
+the one value the code implements). A key absent from the table is implemented for every valid value.
+When a milestone lands, it deletes its rows here; nothing else needs to change.
+
+Decisions, key by key (from reading nine_door/ and root_task/):
+
+* ``secure9p.tags_per_session`` and ``secure9p.batch_frames`` are honoured: ``Session.handle_message``
+  admits frames against the window, answers duplicates EINVAL and refuses batches EBUSY (SPEC §3.12).
+* ``secure9p.short_write_policy`` is read into the config but nothing acts on it (no node answers a
+  short count or EAGAIN by policy).
+* ``gpu.backend``: no GPU provider exists (``NineDoor._spawn_gpu`` registers none, there is no /gpu
+  tree), so only ``"none"`` is honoured, although SPEC's default is ``"mock"``.
+* ``telemetry.ring_bytes_per_worker`` sizes the rings (honoured); ``memory_budget_bytes`` is a compile-time
+  bound the compiler enforces (honoured); ``frame_schema = "cbor_v1"`` is not implemented.
+* ``sharding``, ``observability`` (/proc/9p, /proc/ingest), ``cas`` and ``client_policies`` (cohsh has no
+  pools or short-write retry) are not implemented; their sub-keys only matter once their gate is on.
+"""
+from __future__ import annotations
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at boot (docs/build.md)
+if TYPE_CHECKING:
+    from typing import Any
+
+NOT_IMPLEMENTED: dict[str, tuple[Any, ...]] = {
+    # key: values honoured by this build
+    "secure9p.short_write_policy.enable": (False,),
+    "secure9p.short_write_policy.backoff_ms": (5,),
+    "gpu.backend": ("none",),
+    "telemetry.frame_schema": ("text",),
+    "sharding.enable": (False,),
+    "client_policies.cohsh.pool.control": (2,),
+    "client_policies.cohsh.pool.telemetry": (4,),
+    "client_policies.retry.short_write.max_retries": (3,),
+    "client_policies.retry.short_write.backoff_ms": (5,),
+    "observability.proc_9p": ([],),
+    "observability.proc_ingest.fields": ([],),
+    "observability.proc_ingest.watch_interval_ms": (0,),
+    "cas.enable": (False,),
+    "cas.delta.enable": (False,),
+}
+
+PROBLEM = "not implemented by this build"
+
+
+def lookup(resolved: dict[str, Any], dotted: str) -> Any:
+    """``resolved["a"]["b"]`` for ``"a.b"``; KeyError names the missing key."""
+    node: Any = resolved
+    for part in dotted.split("."):
+        node = node[part]
+    return node
+
+
+def unimplemented(resolved: dict[str, Any]) -> list[str]:
+    """Keys of ``resolved`` (a resolved manifest) set to a value this build does not honour, sorted."""
+    found = []
+    for key, honoured in NOT_IMPLEMENTED.items():
+        value = lookup(resolved, key)
+        if isinstance(value, tuple):
+            value = list(value)
+        if value not in honoured:
+            found.append(key)
+    return sorted(found)
