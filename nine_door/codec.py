@@ -26,11 +26,9 @@ Public API
     implementation of those layouts: ``encode`` calls them for the R dataclasses, and the server
     calls them directly so its hot path builds no reply dataclass (a frozen dataclass costs
     0.3–2 µs to construct, more than packing the frame).
-``FrameReader`` / ``frame_size``
-    Stream transports (SPEC §3.10): whole frames, oversize frames reported with their tag,
-    :class:`FramingLost` when the stream can no longer be trusted.
-``split_batch(message) -> list[bytes]``
-    Message transports (SPEC §3.12): a message is 1..N whole frames.
+``FrameReader`` / ``frame_size`` / ``split_batch`` / ``Oversize``
+    Framing lives in :mod:`nine_door.framing` (typed :class:`~nine_door.framing.FramingError`, a
+    ``FramingLost``); the names are re-exported here so ``codec.FrameReader`` keeps working.
 ``encode_dirent`` / ``encode_dirents`` / ``decode_dirents`` / ``dirent_size``
     The Treaddir entry list carried in ``Rreaddir.data``.
 
@@ -43,9 +41,10 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from nine_door.errors import DecodeError, FramingLost
+# framing lives in nine_door/framing.py; re-exported for existing callers (codec.FrameReader, ...)
+from nine_door.framing import FrameEvent, FrameReader, FramingError, Oversize, frame_size, split_batch  # noqa: F401
 from nine_door.messages import (
     HEADER_SIZE, MAX_FRAME, DirEntry, Qid, Rattach, Rclunk, Rflush, Rgetattr, Rlerror, Rlopen,
     Rread, Rreaddir, Rstatfs, Rversion, Rwalk, Rwrite, Tattach, Tauth, Tclunk, Tflush, Tgetattr,
@@ -58,7 +57,7 @@ from nine_door.messages import (
 __all__ = [
     "decode", "decode_reply", "encode", "EncodeError", "FrameReader", "Oversize", "frame_size",
     "split_batch", "peek_tag", "encode_dirent", "encode_dirents", "decode_dirents",
-    "dirent_size", "DecodeError", "FramingLost", "pack_qid", "encode_rlerror", "encode_rclunk",
+    "dirent_size", "DecodeError", "FramingLost", "FramingError", "pack_qid", "encode_rlerror", "encode_rclunk",
     "encode_rflush", "encode_rwalk", "encode_rattach", "encode_rlopen", "encode_rread",
     "encode_rwrite", "encode_rgetattr", "encode_rreaddir", "encode_rstatfs", "encode_rversion",
 ]
@@ -540,137 +539,3 @@ def decode_dirents(data: bytes) -> tuple[DirEntry, ...]:
         out.append(DirEntry(Qid(qtype, version, path), offset, dtype, name))
     return tuple(out)
 
-
-# --- framing ----------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class Oversize:
-    """A frame with ``msize < size ≤ 1 MiB`` that was read and discarded (reply EMSGSIZE)."""
-
-    tag: int
-    size: int
-
-
-FrameEvent = bytes | Oversize
-
-
-def frame_size(prefix: bytes) -> int | None:
-    """The declared size of the frame starting at ``prefix``, or None if < 4 bytes are known.
-
-    Raises :class:`FramingLost` for sizes that can never be a frame (< 7 or > 1 MiB).
-    """
-    if len(prefix) < 4:
-        return None
-    size = _U32.unpack_from(prefix)[0]
-    if size < HEADER_SIZE:
-        raise FramingLost(f"frame size {size} < {HEADER_SIZE}")
-    if size > MAX_FRAME:
-        raise FramingLost(f"frame size {size} > 1 MiB")
-    return size
-
-
-_U32_UNPACK = _U32.unpack_from
-
-
-class FrameReader:
-    """Incremental frame splitter for stream transports (SPEC §3.10).
-
-    ``push(data)`` buffers bytes; ``pop()`` returns the next event (a whole frame as ``bytes``,
-    or :class:`Oversize` once an oversize frame has been fully discarded) or ``None`` when more
-    bytes are needed. ``feed(data)`` does both and returns every complete event.
-
-    ``msize`` may be changed at any time (after Tversion); it applies to frames not yet popped,
-    which is why the pop-one-at-a-time form exists. Oversize frames are never buffered, so a
-    1 MiB frame costs no memory. :class:`FramingLost` is raised from ``pop``/``feed`` when the
-    next size field is < 7 or > 1 MiB; the reader is unusable afterwards.
-    """
-
-    def __init__(self, msize: int = 8192) -> None:
-        self.msize = msize
-        # ``bytes`` while whole chunks are consumed (frames are then sliced out with one copy);
-        # a ``bytearray`` only while a partial frame waits for more data (amortised appends).
-        self._buf: bytes | bytearray = b""
-        self._pos = 0
-        self._discard = 0                # bytes of an oversize frame still to drop
-        self._discard_event: Oversize | None = None
-        self._lost: FramingLost | None = None
-
-    @property
-    def buffered(self) -> int:
-        """Bytes received but not yet returned (excluding discarded oversize bytes)."""
-        return len(self._buf) - self._pos
-
-    def push(self, data: bytes) -> None:
-        buf, pos = self._buf, self._pos
-        self._pos = 0
-        if pos >= len(buf):
-            self._buf = bytes(data)           # nothing pending: adopt the chunk (no copy for bytes)
-        elif type(buf) is bytearray:
-            del buf[:pos]
-            buf += data
-        else:
-            self._buf = bytearray(buf[pos:]) + data
-
-    def pop(self) -> FrameEvent | None:
-        if self._lost is not None:
-            raise self._lost
-        buf = self._buf
-        if self._discard:
-            take = min(self._discard, len(buf) - self._pos)
-            self._pos += take
-            self._discard -= take
-            if self._discard:
-                return None
-            event, self._discard_event = self._discard_event, None
-            return event
-        pos = self._pos
-        avail = len(buf) - pos
-        if avail < 4:
-            return None
-        size = _U32_UNPACK(buf, pos)[0]
-        if size < HEADER_SIZE or size > MAX_FRAME:
-            try:
-                frame_size(buf[pos:pos + 4])      # raises the precise FramingLost
-            except FramingLost as exc:
-                self._lost = exc
-                raise
-        if size > self.msize:
-            if avail < HEADER_SIZE:
-                return None
-            tag = buf[pos + 5] | (buf[pos + 6] << 8)
-            self._discard = size
-            self._discard_event = Oversize(tag, size)
-            return self.pop()
-        if avail < size:
-            return None
-        self._pos = pos + size
-        frame = buf[pos:pos + size]
-        return frame if type(frame) is bytes else bytes(frame)
-
-    def feed(self, data: bytes) -> list[FrameEvent]:
-        self.push(data)
-        out: list[FrameEvent] = []
-        while (event := self.pop()) is not None:
-            out.append(event)
-        return out
-
-
-def split_batch(message: bytes) -> list[bytes]:
-    """Split one transport message into its 1..N whole frames (SPEC §3.12, §3.14).
-
-    Raises :class:`FramingLost` when the message is empty, a size field is < 7 or > 1 MiB, or
-    the bytes do not end on a frame boundary. Whether the frames fit the negotiated msize is the
-    server's decision (EMSGSIZE per frame), not a framing failure.
-    """
-    message = bytes(message)
-    if not message:
-        raise FramingLost("empty transport message")
-    frames = []
-    pos = 0
-    end = len(message)
-    while pos < end:
-        size = frame_size(message[pos:pos + 4])
-        if size is None or pos + size > end:
-            raise FramingLost("transport message does not end on a frame boundary")
-        frames.append(message[pos:pos + size])
-        pos += size
-    return frames

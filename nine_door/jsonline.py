@@ -3,6 +3,10 @@
 Why not plain ``json.loads``: it silently keeps the last of duplicate keys, turns ``1.0``/``1e3`` into
 numbers that compare equal to integers, treats ``true`` as an int subclass and accepts ``NaN``. The SPEC
 rejects all of those with EINVAL, so this module makes each of them a :class:`JsonLineError`.
+
+Why strings are checked here: the line itself is valid UTF-8, but a ``\\ud800`` escape decodes to a lone
+surrogate, a ``str`` that cannot be encoded back to UTF-8. Every later use (paths, log lines, replies)
+would fail on it, so every string of the parsed value, keys included, is checked once, at this boundary.
 """
 from __future__ import annotations
 
@@ -54,7 +58,26 @@ def parse_object(line: str) -> dict[str, Any]:
         raise JsonLineError(f"malformed JSON: {exc}") from None
     if not isinstance(value, dict):
         raise JsonLineError("line is not a JSON object")
+    if "\\u" in line:          # only an escape can produce a lone surrogate from valid UTF-8
+        _check_encodable(value)
     return value
+
+
+def _check_encodable(value: Any) -> None:
+    """Every string (keys too) must encode as UTF-8: lone surrogates from escapes are rejected."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise JsonLineError("string is not encodable as UTF-8 (lone surrogate)") from None
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
 
 
 def check_keys(obj: dict[str, Any], allowed: Iterable[str], required: Iterable[str] = ()) -> None:

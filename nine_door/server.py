@@ -8,12 +8,12 @@ locking is needed.
 """
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at boot (docs/build.md)
 
+from .clock import SystemClock  # noqa: F401 - re-exported (root_task.boot, tests)
 from .budgets import (REASON_KILLED, REASON_OPS, REASON_TICKS, REASON_TTL, Budget, WorkerRecord,
                       fmt_limit, is_worker_id)
 from .config import BudgetDefaults, NineDoorConfig, coerce_config
@@ -22,6 +22,7 @@ from .namespace import Identity, Namespace, fmt_path, parse_abs_path
 from .nodes import ZONE_QUEEN_CTL, LogNode, RingNode
 from .queen_ctl import (Bind, Command, Kill, Mount, SetBudget, SpawnGpu, SpawnHeartbeat, parse_command,
                         process_ctl_write)
+from .repeat_lines import RepeatCoalescer
 from .session import Session
 
 DEFAULT_BOOT_LINES = (
@@ -77,16 +78,6 @@ if TYPE_CHECKING:  # pragma: no cover - interfaces for type checkers; duck-typed
         def record_success(self, origin: str) -> None: ...
 
 
-class SystemClock:
-    """Real time: Unix ms for ticket/TTL arithmetic, monotonic seconds for rate limits."""
-
-    def now_ms(self) -> int:
-        return time.time_ns() // 1_000_000
-
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-
 class NullLauncher:
     """Launcher that starts nothing (tests and hosts that run no worker processes)."""
 
@@ -136,6 +127,8 @@ class NineDoor:
             self.ns.queen_log.append_server_line(line, self._now_ns())
         self.workers: dict[str, WorkerRecord] = {}
         self.sessions: dict[int, Session] = {}
+        # §10.7 throttle refusals, coalesced per origin so a flood cannot rotate the log (repeat_lines.py)
+        self.throttle_lines = RepeatCoalescer()
         self._next_worker = 1
         self._next_session = 1
 
@@ -154,8 +147,12 @@ class NineDoor:
         return [raw.decode("utf-8").rstrip("\n") for raw in self.ns.queen_log.lines]
 
     def on_tick(self) -> None:
-        """Every system tick: proactive TTL revocation (§4.6) and deferred ring-wrap lines (§5.5)."""
+        """Every system tick: proactive TTL revocation (§4.6), deferred ring-wrap lines (§5.5) and
+        coalesced throttle lines whose interval ended (§10.7, repeat_lines.py)."""
         now_ms = self.clock.now_ms()
+        if self.throttle_lines.pending:
+            for text in self.throttle_lines.due(self.clock.monotonic()):
+                self.log_append(text)
         for worker in list(self.workers.values()):
             deadline = self._earliest_deadline(worker)
             if deadline is not None and now_ms >= deadline:
@@ -199,8 +196,9 @@ class NineDoor:
         if throttled_origin is not None:
             ok, detail, delay_ms = self.throttle.check(throttled_origin, now_ms)  # type: ignore[union-attr]
             if not ok:
-                self.log_append(f"console throttled origin={binding.origin} detail={detail} "
-                                f"delay_ms={delay_ms}")
+                line = f"console throttled origin={binding.origin} detail={detail} delay_ms={delay_ms}"
+                for text in self.throttle_lines.offer(binding.origin, line, self.clock.monotonic()):
+                    self.log_append(text)
                 raise NineError(EAGAIN, "attach throttled")
         try:
             result = self._resolve_identity(binding, uname, aname, now_ms)

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from nine_door.server import SystemClock
+from nine_door.clock import SystemClock
 from root_task.config import RuntimeConfig
 from root_task.pump import EventPump
 
@@ -176,6 +176,10 @@ class RootTask:
             self.config.resolved, self.config.ticket_secrets, self.config.manifest_sha256)
         self.door = NineDoor(door_config, list(self.boot_lines), self.workers, self.clock,
                              throttle=self.throttle, net_info=self.platform.net_info)
+        warning = self.config.placeholder_warning
+        if warning is not None:  # one line, on the serial console and in /log/queen.log (SPEC §14.2)
+            self.emit(warning)
+            self.door.log_append(warning)
         self.emit("event-pump: init serial")
         self._start_consoles()
         if self.exit_after_s is not None:
@@ -194,7 +198,7 @@ class RootTask:
         from root_task.console.tcp import TcpConsoleServer
 
         self.console_ctx = ConsoleContext.for_root_task(self)
-        if self.platform.serial_in is not None and self.config.console.get("serial", True):
+        if self.platform.serial_in is not None and self.config.console["serial"]:
             self.serial_console = SerialConsole(self.pump, self.console_ctx, self.platform.serial_in,
                                                 self.platform.serial_out)
         ninep = self.config.ninep_tcp_enabled or self.platform.ninep_always

@@ -15,12 +15,30 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from nine_door.vocabulary import CONSOLE_TCP_PORT, HOST_NINEP_PORT
 from root_task.boot import Platform, RootTask
 from root_task.config import RuntimeConfig
 from root_task.tty import enter_console_mode, restore
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_IR = "configs/root_task.toml"
+
+
+def runtime_config_from_ir(path: str) -> RuntimeConfig:
+    """Compile an IR file exactly as coh-rtc would (SPEC §1.2), refusing features this build does not
+    implement and resolving secret references; raises ``coh_rtc.IRError`` (``.lines``).
+
+    Host-only: it imports the compiler, which the guest never carries (docs/internals.md)."""
+    from coh_rtc import compile_runtime_ir
+
+    compiled = compile_runtime_ir(path)
+    return RuntimeConfig(
+        resolved=compiled.resolved,
+        schema=compiled.schema,
+        manifest_sha256=compiled.manifest_sha256,
+        ticket_secrets=dict(compiled.ticket_secrets),
+        placeholder_secrets=compiled.placeholder_secrets,
+    )
 
 
 def _host_platform(console_port: int, ninep_port: int, serial_in: int | None, serial_out: int) -> Platform:
@@ -32,8 +50,8 @@ def _host_platform(console_port: int, ninep_port: int, serial_in: int | None, se
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="cohesix-host", description="Run Cohesix on the host (no QEMU).")
     parser.add_argument("--ir", default=DEFAULT_IR, help="IR file (default: %(default)s)")
-    parser.add_argument("--console-port", type=int, default=31337)
-    parser.add_argument("--9p-port", dest="ninep_port", type=int, default=5640)
+    parser.add_argument("--console-port", type=int, default=CONSOLE_TCP_PORT)
+    parser.add_argument("--9p-port", dest="ninep_port", type=int, default=HOST_NINEP_PORT)
     parser.add_argument("--no-serial", action="store_true", help="do not serve a console on stdin/stdout")
     parser.add_argument("--exit-after", type=float, default=None, metavar="S",
                         help="shut down cleanly after S seconds")
@@ -45,11 +63,12 @@ def main(argv: list[str] | None = None) -> int:
     ir = Path(args.ir)
     if not ir.is_absolute() and not ir.exists() and (REPO_ROOT / ir).exists():
         ir = REPO_ROOT / ir
+    from coh_rtc import IRError
+
     try:
-        config = RuntimeConfig.from_ir(str(ir))
-    except Exception as exc:  # the compiler's diagnostics are the message
-        lines = getattr(exc, "lines", None) or getattr(exc, "diagnostics", None) or [str(exc)]
-        for line in lines:
+        config = runtime_config_from_ir(str(ir))
+    except IRError as exc:  # the compiler's diagnostics are the message; exit 1 as coh-rtc (SPEC §15.1)
+        for line in exc.lines:
             print(line, file=sys.stderr)
         return 1
     serial_in = None if args.no_serial else sys.stdin.fileno()
@@ -105,7 +124,7 @@ def start_in_process(ir_path: str = DEFAULT_IR, serial_log: str | None = None) -
     ir = Path(ir_path)
     if not ir.exists() and (REPO_ROOT / ir).exists():
         ir = REPO_ROOT / ir
-    config = RuntimeConfig.from_ir(str(ir))
+    config = runtime_config_from_ir(str(ir))
     sink = os.open(serial_log or os.devnull, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     task = RootTask(config, _host_platform(0, 0, None, sink))
     ready = threading.Event()

@@ -4,6 +4,14 @@ Why one loop: every source (timer, serial, network, in-VM channels) is served fr
 NineDoor's tables need no locks and a hostile client can only ever cost one bounded callback per
 iteration. Within an iteration sources are served in the SPEC order timer → serial → net → ipc → tx,
 and the loop blocks in ``select`` until the next timer deadline when idle (no busy-waiting).
+
+Why ``defer``: a source that still has work after its 64 items (SPEC §2.4) parks a callback for the next
+iteration instead of finishing in a loop, so every other source runs between its slices; while anything
+is deferred the next ``select`` does not block.
+
+Why every callback is guarded: a callback is one connection's or one timer's work. An exception from it
+is reported through ``on_error`` (the root task prints it on the serial console) and the loop goes on;
+front ends close the connection concerned themselves, so nothing one client sends can end the loop.
 """
 from __future__ import annotations
 
@@ -12,6 +20,7 @@ import heapq
 import itertools
 import selectors
 import socket
+import sys
 import time
 from _thread import allocate_lock  # threading.Lock, without importing threading at boot
 from collections.abc import Callable
@@ -46,8 +55,13 @@ class EventPump:
 
     BATCH = 64  # work items a callback may handle per iteration (SPEC §2.4)
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic,
+                 on_error: Callable[[str, BaseException], None] | None = None) -> None:
         self._clock = clock
+        self.on_error = on_error if on_error is not None else _print_error
+        self.callback_errors = 0
+        self._deferred: dict[str, list[Callable[[], None]]] = {name: [] for name in SOURCE_ORDER}
+        self._any_deferred = False
         self._selector = selectors.DefaultSelector()
         self._regs: dict[int, _Registration] = {}
         self._fileobjs: dict[int, object] = {}
@@ -102,6 +116,13 @@ class EventPump:
         heapq.heappush(self._timers, handle)
         return handle
 
+    def defer(self, callback: Callable[[], None], source: str = "net") -> None:
+        """Run ``callback`` once in ``source``'s slot of the next iteration (before that source's
+        ready readers); loop thread only. Counted as ``deferred_frames`` of ``source``."""
+        self._deferred[source].append(callback)
+        self._any_deferred = True
+        self.counters[source]["deferred_frames"] += 1
+
     def call_soon_threadsafe(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` on the loop thread at the next iteration; safe from any thread."""
         with self._soon_lock:
@@ -120,7 +141,7 @@ class EventPump:
         with self._soon_lock:
             pending, self._soon = self._soon, collections.deque()
         for callback in pending:
-            callback()
+            self._run(callback, "ipc")
 
     def close(self) -> None:
         self.remove_reader(self._wake_r)
@@ -139,11 +160,15 @@ class EventPump:
 
     def run_once(self, max_wait: float | None = None) -> None:
         """One iteration: wait for readiness or the next deadline, then serve sources in order."""
-        timeout = self._time_to_next_deadline()
+        timeout = 0.0 if self._any_deferred else self._time_to_next_deadline()
         if max_wait is not None:
             timeout = max_wait if timeout is None else min(timeout, max_wait)
         events = self._selector.select(timeout)
         self.iterations += 1
+        deferred = self._deferred
+        if self._any_deferred:
+            self._deferred = {name: [] for name in SOURCE_ORDER}
+            self._any_deferred = False
         self._fire_timers()
         ready_read: dict[str, list[Callable[[], None]]] = {name: [] for name in SOURCE_ORDER}
         ready_write: list[Callable[[], None]] = []
@@ -155,11 +180,25 @@ class EventPump:
                 ready_read[reg.source].append(reg.reader)
             if mask & selectors.EVENT_WRITE and reg.writer is not None:
                 ready_write.append(reg.writer)
+        run = self._run
         for source in SOURCE_ORDER:
+            for callback in deferred[source]:
+                run(callback, source)
             for callback in ready_read[source]:
-                callback()
+                run(callback, source)
         for callback in ready_write:
+            run(callback, "tx")
+
+    def _run(self, callback: Callable[[], None], source: str) -> None:
+        """One callback; an exception is reported and counted, never propagated (see module doc)."""
+        try:
             callback()
+        except Exception as exc:  # noqa: BLE001 - one failing callback must not end the loop
+            self.callback_errors += 1
+            try:
+                self.on_error(source, exc)
+            except Exception:  # noqa: BLE001 - nor may a failing reporter
+                pass
 
     # -- internals ----------------------------------------------------------------------------
     def _time_to_next_deadline(self) -> float | None:
@@ -180,7 +219,7 @@ class EventPump:
                 missed = int((now - handle.deadline) // handle.period) + 1
                 handle.deadline += missed * handle.period
                 heapq.heappush(self._timers, handle)
-            handle.callback()
+            self._run(handle.callback, "timer")
 
     def _reg_for(self, fileobj) -> _Registration:
         fd = _fd(fileobj)
@@ -210,3 +249,8 @@ class EventPump:
 def _fd(fileobj) -> int:
     return fileobj if isinstance(fileobj, int) else fileobj.fileno()
 
+
+
+def _print_error(source: str, exc: BaseException) -> None:
+    """Default ``on_error``: one line on stderr (the host's terminal, the VM's serial console)."""
+    print(f"event-pump: {source} callback failed: {type(exc).__name__}: {exc}", file=sys.stderr)

@@ -23,25 +23,33 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at boot 
 if TYPE_CHECKING:
     from typing import Any
 
-from nine_door.server import SystemClock
+from nine_door.clock import SystemClock
+from nine_door.vocabulary import MAX_MSIZE, MAX_WALK_DEPTH, ROLE_ALIASES, ROLE_LABELS, canonical_role
 from root_task.console.parser import ConsoleLimits
 from root_task.console.throttle import Throttle
 
-ROLE_LABELS = ("queen", "worker-heartbeat", "worker-gpu")
-ROLE_ALIASES = {"worker": "worker-heartbeat"}
+__all__ = ["ConsoleConfig", "ConsoleContext", "ROLE_ALIASES", "ROLE_LABELS", "canonical_role"]
+
+# SHA-256 of the demo placeholder "changeme": the default of unit tests that build a ConsoleConfig
+# directly. A running system always takes console.auth_token_sha256 from the resolved manifest.
+_PLACEHOLDER_TOKEN_SHA256 = "057ba03d6c44104863dc7361fe4578965d1887360f90a0895882e58a6248fc86"
 
 
 @dataclass(frozen=True)
 class ConsoleConfig:
-    """The IR values the console reads (``console.*`` plus a few ``secure9p``/``cas`` values)."""
+    """The IR values the console reads (``console.*`` plus a few ``secure9p``/``cas`` values).
 
-    auth_token: str = "changeme"
+    ``auth_token_sha256`` is all the TCP console keeps of its token: the image carries no token text,
+    and ``AUTH`` compares SHA-256 digests in constant time (``tcp.py``).
+    """
+
+    auth_token_sha256: str = _PLACEHOLDER_TOKEN_SHA256
     idle_timeout_s: float = 300.0
     auth_timeout_s: float = 5.0
     max_sessions: int = 4
     limits: ConsoleLimits = ConsoleLimits()
-    walk_depth: int = 8
-    msize: int = 8192
+    walk_depth: int = MAX_WALK_DEPTH
+    msize: int = MAX_MSIZE
     cas_root: str | None = None
     role_enabled: Mapping[str, bool] = field(
         default_factory=lambda: {label: True for label in ROLE_LABELS})
@@ -51,20 +59,20 @@ class ConsoleConfig:
     @classmethod
     def from_resolved(cls, resolved: Mapping[str, Any],
                       ticket_secrets: Mapping[str, str] | None = None) -> "ConsoleConfig":
-        console = resolved.get("console", {})
-        tcp = console.get("tcp", {})
-        s9p = resolved.get("secure9p", {})
-        cas = resolved.get("cas", {}) or {}
-        roles = resolved.get("roles", {})
+        """Strict reads: the resolved manifest has every key (defaults live in coh_rtc/fields.py)."""
+        console = resolved["console"]
+        s9p = resolved["secure9p"]
+        cas = resolved["cas"]
+        limits = console["limits"]
         return cls(
-            auth_token=str(console.get("auth_token", "changeme")),
-            idle_timeout_s=float(console.get("idle_timeout_s", 300)),
-            max_sessions=int(tcp.get("max_sessions", 4)),
-            limits=ConsoleLimits.from_mapping(console.get("limits")),
-            walk_depth=int(s9p.get("walk_depth", 8)),
-            msize=int(s9p.get("msize", 8192)),
-            cas_root=str(cas.get("store", {}).get("root", "/updates")) if cas.get("enable") else None,
-            role_enabled={label: bool(roles.get(label, {}).get("enable", True)) for label in ROLE_LABELS},
+            auth_token_sha256=str(console["auth_token_sha256"]),
+            idle_timeout_s=float(console["idle_timeout_s"]),
+            max_sessions=int(console["tcp"]["max_sessions"]),
+            limits=ConsoleLimits(**{name: int(limits[name]) for name in ConsoleLimits.__dataclass_fields__}),
+            walk_depth=int(s9p["walk_depth"]),
+            msize=int(s9p["msize"]),
+            cas_root=str(cas["store"]["root"]) if cas["enable"] else None,
+            role_enabled={label: bool(resolved["roles"][label]["enable"]) for label in ROLE_LABELS},
             ticket_secrets=dict(ticket_secrets or {}),
         )
 
@@ -229,10 +237,3 @@ class ConsoleContext:
             dropped = sum(int(c.get("dropped_input_bytes", 0)) for c in self.pump.counters.values())
         values["dropped_input_bytes"] = dropped
         return values
-
-
-def canonical_role(word: str) -> str | None:
-    """Case-insensitive role word → canonical label (alias ``worker``), or None if unknown."""
-    lowered = word.lower()
-    lowered = ROLE_ALIASES.get(lowered, lowered)
-    return lowered if lowered in ROLE_LABELS else None

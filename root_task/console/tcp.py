@@ -28,6 +28,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at boot 
 if TYPE_CHECKING:
     from typing import Any
 
+from nine_door.repeat_lines import RepeatCoalescer
 from nine_door.sockio import drain, recv_step
 from root_task.console import acks
 from root_task.console.context import ConsoleContext
@@ -73,6 +74,9 @@ class TcpConsoleServer:
         self._listener: socket.socket | None = None
         self._conns: dict[int, _Conn] = {}
         self._next_id = 0
+        # §10.7 lockout refusals of AUTH, coalesced per origin (nine_door/repeat_lines.py)
+        self.throttle_lines = RepeatCoalescer()
+        self._throttle_flush = None
 
     # -- lifecycle -----------------------------------------------------------------------------
     @property
@@ -208,16 +212,19 @@ class TcpConsoleServer:
             return self._auth_fail(conn, "invalid-length")
         verdict = self.ctx.throttle.check_lockout(conn.ip, self.ctx.throttle_now_ms())
         if not verdict.ok:
-            self.ctx.log_append(f"console throttled origin=tcp:{conn.ip} detail={verdict.detail} "
-                                f"delay_ms={verdict.delay_ms}")
+            self._log_throttled(f"tcp:{conn.ip}", f"console throttled origin=tcp:{conn.ip} "
+                                f"detail={verdict.detail} delay_ms={verdict.delay_ms}")
             return self._auth_fail(conn, "rate-limited", delay_ms=verdict.delay_ms)
         text = event.payload.decode("utf-8", errors="replace")
         if not text.startswith(AUTH_PREFIX) or len(text) == len(AUTH_PREFIX):
             return self._auth_fail(conn, "expected-token")
         given = event.payload[len(AUTH_PREFIX):]
-        import hmac  # on first use: it imports hashlib, which the boot path does not need
+        import hashlib  # on first use: the boot path does not need them
+        import hmac
 
-        if not hmac.compare_digest(given, self.ctx.config.auth_token.encode("utf-8")):
+        # The image keeps only SHA-256(token) (console.auth_token_sha256); compare digests in constant time.
+        digest = hashlib.sha256(given).hexdigest()
+        if not hmac.compare_digest(digest, self.ctx.config.auth_token_sha256):
             self.ctx.throttle.record_failure(conn.ip, self.ctx.throttle_now_ms())
             self.ctx.net.auth_failures += 1
             return self._auth_fail(conn, "invalid-token")
@@ -227,6 +234,21 @@ class TcpConsoleServer:
         self._schedule_idle(conn, self.ctx.config.idle_timeout_s)
         self.audit(f"audit tcp.auth.ok conn_id={conn.conn_id}")
         self._send(conn, "OK AUTH")
+
+    def _log_throttled(self, origin: str, line: str) -> None:
+        """One refusal line, coalesced per origin; a pending count is flushed from a timer."""
+        for text in self.throttle_lines.offer(origin, line, self.pump_clock()):
+            self.ctx.log_append(text)
+        if self.throttle_lines.pending and self._throttle_flush is None:
+            self._throttle_flush = self.pump.call_later(self.throttle_lines.interval_s, self._flush_throttled)
+
+    def _flush_throttled(self) -> None:
+        self._throttle_flush = None
+        for text in self.throttle_lines.due(self.pump_clock()):
+            self.ctx.log_append(text)
+        if self.throttle_lines.pending:
+            self._throttle_flush = self.pump.call_later(self.throttle_lines.interval_s / 4,
+                                                        self._flush_throttled)
 
     def _auth_fail(self, conn: _Conn, reason: str, delay_ms: int | None = None) -> None:
         self._send(conn, acks.transport_err("AUTH", reason, delay_ms))

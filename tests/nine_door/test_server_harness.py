@@ -5,32 +5,20 @@ Kept as a ``test_server_*`` module so the file-ownership rules hold; it defines 
 """
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
+
+from coh_rtc import testing
 
 from nine_door import codec
 from nine_door import messages as m
 from nine_door.config import NineDoorConfig
 from nine_door.server import ChannelBinding, NineDoor
 
-SECRETS = {"queen": "bootstrap", "worker-heartbeat": "worker", "worker-gpu": "worker-gpu"}
+SECRETS = testing.TICKET_SECRETS
 START_MS = 1_700_000_000_000
 
-RESOLVED_1_0 = {
-    "root_task": {"schema": "1.0"},
-    "system": {"arch": "aarch64", "machine": "virt", "tick_ms": 5, "max_workers": 1024},
-    "secure9p": {"msize": 8192, "walk_depth": 8, "tags_per_session": 1, "batch_frames": False,
-                 "short_write_policy": {"enable": False, "backoff_ms": 5},
-                 "tcp_listener": {"enable": False, "port": 564}},
-    "roles": {"queen": {"enable": True},
-              "worker-heartbeat": {"enable": True, "default_budget": {"ops": 10000, "ttl_s": 300}},
-              "worker-gpu": {"enable": True, "default_budget": {"ops": 64}}},
-    "tickets": [{"role": r, "secret_sha256": "0" * 64} for r in sorted(SECRETS)],
-    "namespace": {"mounts": []},
-    "console": {"serial": True, "auth_token": "changeme", "idle_timeout_s": 300,
-                "tcp": {"enable": False, "port": 31337, "max_sessions": 4}},
-    "gpu": {"backend": "mock"},
-}
+# The console's TCP gate off, as the server tests were written against (no /proc/boot net line).
+BASE_OVERRIDES = {"console.tcp.enable": False}
 
 
 class FakeClock:
@@ -64,15 +52,9 @@ class RecordingLauncher:
 
 
 def resolved(**overrides) -> dict:
-    """RESOLVED for schema 1.0 with dotted-key overrides, e.g. ``{"secure9p.msize": 4096}``."""
-    out = copy.deepcopy(RESOLVED_1_0)
-    for dotted, value in overrides.items():
-        node = out
-        keys = dotted.split(".")
-        for key in keys[:-1]:
-            node = node[key]
-        node[keys[-1]] = value
-    return out
+    """The compiled schema-1.0 manifest (coh_rtc.testing) with dotted-key overrides, e.g.
+    ``{"secure9p.msize": 4096}``; an override of a key the manifest lacks is a KeyError."""
+    return testing.resolved({**BASE_OVERRIDES, **overrides})
 
 
 def make_door(overrides: dict | None = None, throttle=None, net_info=None):

@@ -102,6 +102,14 @@ def test_frames_before_lost_framing_in_the_same_read_still_execute():
 class _FakePump:
     def __init__(self) -> None:
         self.writers: dict = {}
+        self.iterations = 0          # the listener's per-iteration frame budget keys on this
+        self.deferred: list = []
+
+    def defer(self, callback, source="net") -> None:
+        self.deferred.append(callback)
+
+    def call_later(self, delay_s, callback):
+        raise AssertionError("not used by these tests")
 
     def add_reader(self, sock, callback, source="net") -> None:
         pass

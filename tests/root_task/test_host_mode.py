@@ -81,3 +81,74 @@ def test_host_mode_refuses_an_invalid_ir_with_the_compiler_diagnostic(tmp_path):
     child.close()
     assert child.exitstatus == 1
     assert "secure9p.msize: 9000 exceeds maximum 8192" in (tmp_path / "serial.log").read_text()
+
+
+def test_host_mode_refuses_an_unimplemented_feature_naming_its_line(tmp_path):
+    """Issue 12: an IR value this build does not honour is refused, not booted and ignored."""
+    ir = tmp_path / "root_task.toml"
+    text = (REPO / "configs" / "root_task.toml").read_text()
+    ir.write_text(text.replace('backend = "none"', 'backend = "mock"'))
+    line = next(i for i, t in enumerate(ir.read_text().splitlines(), 1) if t.startswith('backend = "mock"'))
+    child, _, _ = spawn_host(tmp_path, "--ir", str(ir), "--no-serial")
+    child.expect(pexpect.EOF, timeout=30)
+    child.close()
+    assert child.exitstatus == 1
+    assert f"{ir}:{line}: gpu.backend: not implemented by this build" in (tmp_path / "serial.log").read_text()
+
+
+def test_placeholder_secrets_print_one_warning_line_on_serial_and_in_queen_log(tmp_path):
+    from root_task.host import start_in_process
+
+    log = tmp_path / "serial.log"
+    system = start_in_process(str(REPO / "configs" / "root_task.toml"), serial_log=str(log))
+    try:
+        queen_log = system.task.door.log_lines()
+    finally:
+        system.stop()
+    serial = log.read_text().splitlines()
+    warnings = [line for line in serial if line.startswith("warning: placeholder secrets")]
+    assert warnings == ["warning: placeholder secrets in use (console.auth_token, tickets[queen].secret, "
+                        "tickets[worker-gpu].secret, tickets[worker-heartbeat].secret): set them as "
+                        "env:NAME or file:PATH references in the IR"]
+    assert sum(warnings[0] in line for line in queen_log) == 1
+
+
+def test_referenced_secrets_boot_without_a_warning_and_authenticate_by_hash(tmp_path, monkeypatch):
+    from coh_rtc.testing import write_ir
+    from root_task.host import start_in_process
+
+    monkeypatch.setenv("COHESIX_TEST_TOKEN", "s3cr3t-console-token")
+    (tmp_path / "queen.key").write_text("queen-mac-key\n")
+    ir = write_ir(tmp_path, {"console.auth_token": "env:COHESIX_TEST_TOKEN",
+                             "tickets": [{"role": "queen", "secret": "file:queen.key"},
+                                         {"role": "worker-heartbeat", "secret": "hb-mac-key"},
+                                         {"role": "worker-gpu", "secret": "gpu-mac-key"}]})
+    log = tmp_path / "serial.log"
+    system = start_in_process(str(ir), serial_log=str(log))
+    try:
+        assert system.task.config.ticket_secrets["queen"] == "queen-mac-key"
+        assert "s3cr3t-console-token" not in repr(system.task.config.resolved)
+        sock = system.connect_console()
+        from root_task.console.framing import FrameDecoder, encode_frame
+
+        def reply(text: str) -> str:
+            sock.sendall(encode_frame(text))
+            decoder = FrameDecoder()
+            while True:
+                events = decoder.feed(sock.recv(4096))
+                if events:
+                    return events[0].payload.decode()
+
+        assert reply("AUTH s3cr3t-console-token").startswith("OK AUTH")
+        sock.close()
+        bad = system.connect_console()
+        bad.sendall(encode_frame("AUTH changeme"))
+        decoder = FrameDecoder()
+        events = []
+        while not events:
+            events = decoder.feed(bad.recv(4096))
+        assert "invalid-token" in events[0].payload.decode()
+        bad.close()
+    finally:
+        system.stop()
+    assert not any(line.startswith("warning:") for line in log.read_text().splitlines())
