@@ -59,7 +59,7 @@ class WorkerProcesses:
             kwargs.update(user=self._uid_next, group=self._uid_next, extra_groups=[],
                           preexec_fn=_limit_resources)
         process = subprocess.Popen(
-            [self.python, "-SB", "-m", WORKER_MODULES[role]], env=env, pass_fds=(theirs.fileno(),),
+            [self.python, "-SB", "-m", "workers.launch", WORKER_MODULES[role]], env=env, pass_fds=(theirs.fileno(),),
             stdin=subprocess.DEVNULL, close_fds=True, **kwargs)
         theirs.close()
         session = self.open_session(role, worker_id)

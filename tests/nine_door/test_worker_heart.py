@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from nine_door.client import Client, SeqPacketTransport
 from nine_door.server import ChannelBinding
 from workers import worker_heart
@@ -86,14 +88,17 @@ def test_tick_budget_of_one_revokes_after_first_write_c6():
         sd.close()
 
 
-def test_module_entry_point_runs_as_a_process():
-    """``python -m workers.worker_heart`` with the spawner's environment (real 1000 ms interval)."""
+@pytest.mark.parametrize("argv", [("workers.worker_heart",), ("workers.launch", "workers.worker_heart")],
+                         ids=["module", "launcher"])
+def test_module_entry_point_runs_as_a_process(argv):
+    """``python -m workers.worker_heart``, and the spawner's ``python -m workers.launch
+    workers.worker_heart``, with the spawner's environment (real 1000 ms interval)."""
     procs = []
 
     def spawn_process(fd: int, worker_id: str, ticket: str) -> int:
         env = {"COHESIX_CHANNEL_FD": str(fd), "COHESIX_WORKER_ID": worker_id, "COHESIX_TICKET": ticket,
                "PYTHONPATH": str(REPO), "PATH": os.environ.get("PATH", "")}
-        proc = subprocess.Popen([sys.executable, "-SB", "-m", "workers.worker_heart"], env=env,
+        proc = subprocess.Popen([sys.executable, "-SB", "-m", *argv], env=env,
                                 pass_fds=(fd,), cwd=REPO)
         os.close(fd)
         procs.append(proc)
@@ -111,6 +116,12 @@ def test_module_entry_point_runs_as_a_process():
             if proc.poll() is None:
                 proc.kill()
         sd.close()
+
+
+def test_launcher_refuses_a_module_that_is_not_a_worker_program():
+    proc = subprocess.run([sys.executable, "-SB", "-m", "workers.launch", "os"], cwd=REPO,
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 1 and "usage: python -m workers.launch" in proc.stderr
 
 
 def test_worker_exits_zero_when_channel_closes():
