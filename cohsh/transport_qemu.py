@@ -2,7 +2,8 @@
 
 Why this is only a connector: once QEMU prints ``Cohesix console ready`` the guest's console is an
 ordinary TCP endpoint forwarded to 127.0.0.1, so the TCP client is reused unchanged. The launch
-itself belongs to the lead's harness (``qemu.harness.QemuGuest``); cohsh only picks a free port and
+itself belongs to the harness (``qemu.harness.QemuGuest``): it asks QEMU for any free host port
+(``console_port=0``) and reads the bound one back over QMP; cohsh connects to that port and
 guarantees the guest is stopped on exit.
 """
 from __future__ import annotations
@@ -43,9 +44,7 @@ class QemuSystem:
         self._drain_thread: threading.Thread | None = None
 
     def _boot(self) -> None:
-        from qemu.launch import free_port  # imported late: only this transport needs QEMU
-
-        kwargs: dict[str, Any] = {"console_port": free_port()}
+        kwargs: dict[str, Any] = {"console_port": 0}  # 0: QEMU binds a free port, no bind-close race
         for key in ("kernel", "initrd", "qemu_bin"):
             value = getattr(self._options, key)
             if value:

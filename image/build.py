@@ -302,9 +302,9 @@ def kernel_module_groups(ir: Path) -> tuple[str, ...]:
     The in-guest v9fs client (9p, 9pnet, netfs, fscache: ~650 KB of modules) can only mount NineDoor
     through the TCP listener, so an image whose IR keeps the listener off does not carry it.
     """
-    from coh_rtc import compile_ir
+    from coh_rtc import compile_runtime_ir  # refuses features this build does not implement
 
-    listener = compile_ir(ir).resolved["secure9p"]["tcp_listener"]
+    listener = compile_runtime_ir(ir).resolved["secure9p"]["tcp_listener"]
     return ("net", "9p") if listener["enable"] else ("net",)
 
 
@@ -312,11 +312,11 @@ def _overlay_bootstrap(ir: Path, stage_dir: Path) -> None:
     """Compile ``ir`` with coh-rtc and put its bootstrap module into the staged guest code."""
     import tempfile
 
-    from coh_rtc import compile_ir
+    from coh_rtc import compile_runtime_ir
 
     from image import pycompile
 
-    source = compile_ir(ir).outputs["root_task/generated/bootstrap.py"]
+    source = compile_runtime_ir(ir).outputs["root_task/generated/bootstrap.py"]
     target = stage_dir / "usr/lib/cohesix/root_task/generated/bootstrap.pyc"
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "bootstrap.py"
@@ -327,6 +327,8 @@ def _overlay_bootstrap(ir: Path, stage_dir: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from coh_rtc import IRError
+
     ap = argparse.ArgumentParser(prog="python3 -m image.build", description="Build out/rootfs.cpio and out/Image")
     ap.add_argument("--out", default=os.environ.get("COHESIX_OUT", str(REPO / "out")))
     ap.add_argument("--init", type=Path, help="use this file as /init instead of the root-task launcher "
@@ -342,6 +344,9 @@ def main(argv: list[str] | None = None) -> int:
         build(Path(args.out), args.init.read_text() if args.init else None, args.level, args.compress,
               ir=args.ir, cache=args.cache)
     except elf_audit.ElfAuditError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    except IRError as exc:  # located diagnostics, incl. "<key>: not implemented by this build"
         print(exc, file=sys.stderr)
         return 1
     return 0

@@ -1,18 +1,23 @@
 """Boot the guest under pexpect and talk to its serial console (labgrid's QEMU driver, in small).
 
 Boot with a timeout, wait for explicit markers, capture the whole serial log to a file, and always
-shut down: a clean power-off if the guest was asked for one, else the monitor's quit, else kill.
+shut down: a clean power-off if the guest was asked for one, else QMP ``quit``, else the monitor's
+Ctrl-A x, else kill. Host ports are bound by QEMU itself (port 0) and read back over QMP, so two
+guests, or a guest and any other program, never race for a port (qemu/qmp.py says why).
 """
 from __future__ import annotations
 
 import re
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pexpect
 
-from qemu.launch import DEFAULT_INITRD, DEFAULT_KERNEL, GuestPorts, free_port, qemu_command
+from qemu.launch import DEFAULT_INITRD, DEFAULT_KERNEL, GuestPorts, qemu_command
+from qemu.qmp import Qmp, QmpError
 
 READY = "Cohesix console ready"
 PROMPT = "cohesix> "
@@ -20,6 +25,9 @@ PROMPT = "cohesix> "
 
 @dataclass
 class QemuGuest:
+    """One QEMU run. ``console_port``/``ninep_port``: host ports, ``None`` or 0 for any free one (the
+    bound ports are set on the object once :meth:`start` returns). ``pcap``: capture the guest NIC."""
+
     kernel: Path | str = DEFAULT_KERNEL
     initrd: Path | str = DEFAULT_INITRD
     console_port: int | None = None
@@ -32,25 +40,37 @@ class QemuGuest:
     extra_append: str = ""
     guest_ports: GuestPorts | None = None
     extra_args: tuple[str, ...] = ()       # appended verbatim to the QEMU command line
+    pcap: Path | str | None = None         # guest NIC capture (QEMU filter-dump), guest-side ports
     child: pexpect.spawn | None = field(default=None, init=False)
     boot_seconds: float | None = field(default=None, init=False)
+    qmp: Qmp | None = field(default=None, init=False)
+    _rundir: str | None = field(default=None, init=False, repr=False)
+
+    @property
+    def qmp_socket(self) -> Path | None:
+        return Path(self._rundir) / "qmp.sock" if self._rundir else None
 
     def command(self) -> list[str]:
-        return qemu_command(self.kernel, self.initrd, self.console_port, self.ninep_port, self.net,
+        return qemu_command(self.kernel, self.initrd, self.console_port or 0, self.ninep_port or 0, self.net,
                             self.exit_after, self.qemu_bin, self.guest_ports,
-                            extra_append=self.extra_append) + list(self.extra_args)
+                            extra_append=self.extra_append, qmp_socket=self.qmp_socket,
+                            pcap=self.pcap) + list(self.extra_args)
 
     def start(self, wait_ready: bool = True) -> "QemuGuest":
         for label, path in (("kernel", self.kernel), ("initrd", self.initrd)):
             if not Path(path).is_file():
                 raise FileNotFoundError(f"{label} not found: {path} (run `doit build`)")
-        self.console_port = self.console_port or free_port()
-        self.ninep_port = self.ninep_port or free_port()
+        self.guest_ports = self.guest_ports or GuestPorts.from_manifest()
+        self._rundir = tempfile.mkdtemp(prefix="cohesix-qemu-")  # short: unix socket paths ≤ 107 bytes
+        if self.pcap is not None:
+            Path(self.pcap).parent.mkdir(parents=True, exist_ok=True)
         cmd = self.command()
         started = time.monotonic()
         self.child = pexpect.spawn(cmd[0], cmd[1:], encoding="utf-8", codec_errors="replace",
                                    timeout=self.boot_timeout, echo=False)
         self.child.delaybeforesend = None  # 4–6 ms round trips instead of 50 ms (DESIGN §3)
+        if self.net == "user":
+            self._read_ports()
         if self.log_path is not None:
             Path(self.log_path).parent.mkdir(parents=True, exist_ok=True)
             self._log = open(self.log_path, "w", encoding="utf-8")
@@ -60,6 +80,24 @@ class QemuGuest:
             self.boot_seconds = time.monotonic() - started
             self.expect_exact(PROMPT, timeout=10)
         return self
+
+    def _read_ports(self) -> None:
+        """Connect QMP and learn which host ports QEMU bound for the guest's console and 9P ports."""
+        assert self.child is not None and self.guest_ports is not None
+        try:
+            self.qmp = Qmp.connect(self.qmp_socket, timeout=10, alive=self.child.isalive)
+            forwards = self.qmp.host_forwards()
+        except QmpError as exc:
+            raise RuntimeError(f"QEMU did not start ({exc}); serial so far: {self._early_output()!r}") from None
+        self.console_port = forwards[self.guest_ports.console]
+        if self.guest_ports.ninep_enabled:
+            self.ninep_port = forwards[self.guest_ports.ninep]
+
+    def _early_output(self) -> str:
+        try:
+            return self.child.read_nonblocking(4096, timeout=0.5)
+        except (pexpect.TIMEOUT, pexpect.EOF, OSError):
+            return ""
 
     # -- serial I/O -----------------------------------------------------------------------------
     def sendline(self, line: str) -> None:
@@ -88,7 +126,8 @@ class QemuGuest:
     def serial_text(self) -> str:
         if self.log_path is None:
             return ""
-        self._log.flush()
+        if getattr(self, "_log", None) is not None:
+            self._log.flush()
         return Path(self.log_path).read_text(encoding="utf-8", errors="replace")
 
     # -- shutdown ---------------------------------------------------------------------------------
@@ -101,21 +140,38 @@ class QemuGuest:
 
     def stop(self) -> int | None:
         if self.child is None:
+            self._cleanup()
             return None
         try:
+            if self.child.isalive() and self.qmp is not None:
+                self.qmp.quit()
+                self._wait_eof(5)
             if self.child.isalive():
                 self.child.send("\x01x")  # mon:stdio: Ctrl-A x terminates QEMU
-                try:
-                    self.child.expect(pexpect.EOF, timeout=5)
-                except (pexpect.TIMEOUT, pexpect.EOF):
-                    pass
+                self._wait_eof(5)
             if self.child.isalive():
                 self.child.terminate(force=True)
             self.child.close()
             return self.child.exitstatus
         finally:
-            if getattr(self, "_log", None) is not None:
-                self._log.close()
+            self._cleanup()
+
+    def _wait_eof(self, timeout: float) -> None:
+        try:
+            self.child.expect(pexpect.EOF, timeout=timeout)
+        except (pexpect.TIMEOUT, pexpect.EOF, OSError):
+            pass
+
+    def _cleanup(self) -> None:
+        if self.qmp is not None:
+            self.qmp.close()
+            self.qmp = None
+        if self._rundir is not None:
+            shutil.rmtree(self._rundir, ignore_errors=True)
+            self._rundir = None
+        if getattr(self, "_log", None) is not None:
+            self._log.close()
+            self._log = None
 
     def __enter__(self) -> "QemuGuest":
         return self.start()

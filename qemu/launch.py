@@ -23,6 +23,11 @@ DEFAULT_MANIFEST = REPO_ROOT / "out" / "manifests" / "root_task_resolved.json"
 # into a QEMU exit instead of a hung guest.
 KERNEL_ARGS = (REPO_ROOT / "image" / "kernel_cmdline.txt").read_text().strip()
 MEMORY_MB = 256
+NETDEV = "n0"  # the user-mode netdev id (QMP hostfwd_add and filter-dump name it)
+
+
+class ManifestError(Exception):
+    """The resolved IR manifest is missing or unreadable; the message names the file and the fix."""
 
 
 @dataclass(frozen=True)
@@ -34,14 +39,27 @@ class GuestPorts:
     ninep_enabled: bool = False
 
     @classmethod
-    def from_manifest(cls, path: Path = DEFAULT_MANIFEST) -> "GuestPorts":
+    def from_manifest(cls, path: Path | str = DEFAULT_MANIFEST) -> "GuestPorts":
+        """Read the ports from a resolved manifest; a missing or corrupt one is an error, not defaults.
+
+        Silent defaults used to forward the wrong guest port when the IR moved the console, and the
+        boot then timed out far from the cause.
+        """
+        path = Path(path)
+        fix = "run `doit regen` (writes it from configs/root_task.toml) or `doit build`"
         try:
-            resolved = json.loads(Path(path).read_text())
-        except (OSError, ValueError):
-            return cls()
-        listener = resolved["secure9p"]["tcp_listener"]
-        return cls(console=resolved["console"]["tcp"]["port"], ninep=listener["port"],
-                   ninep_enabled=bool(listener["enable"]))
+            resolved = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise ManifestError(f"{path}: resolved IR manifest not found; {fix}") from None
+        except (OSError, ValueError) as exc:
+            raise ManifestError(f"{path}: cannot read the resolved IR manifest ({exc}); {fix}") from None
+        try:
+            listener = resolved["secure9p"]["tcp_listener"]
+            return cls(console=int(resolved["console"]["tcp"]["port"]), ninep=int(listener["port"]),
+                       ninep_enabled=bool(listener["enable"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ManifestError(f"{path}: not a resolved IR manifest (no {exc} in the console/secure9p "
+                                f"ports); {fix}") from None
 
 
 def find_qemu(explicit: str | None = None) -> str:
@@ -53,6 +71,11 @@ def find_qemu(explicit: str | None = None) -> str:
 
 
 def free_port() -> int:
+    """A port that was free a moment ago (bind, read, close): racy, so QEMU does not use it.
+
+    Host-mode tests still use it for ``cohesix-host``; QEMU binds its forwards itself (port 0) and the
+    harness reads the ports back over QMP (qemu/qmp.py).
+    """
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -62,7 +85,14 @@ def qemu_command(kernel: Path | str = DEFAULT_KERNEL, initrd: Path | str = DEFAU
                  console_port: int = 31337, ninep_port: int = 5640, net: str = "user",
                  exit_after: float | None = None, qemu: str | None = None,
                  guest: GuestPorts | None = None, memory_mb: int = MEMORY_MB,
-                 extra_append: str = "") -> list[str]:
+                 extra_append: str = "", qmp_socket: Path | str | None = None,
+                 pcap: Path | str | None = None) -> list[str]:
+    """The QEMU command line (SPEC §2.2); the only builder, used by qemu-run.sh, the harness and benches.
+
+    A host port of 0 lets QEMU pick a free one (read back with ``qemu.qmp``); ``qmp_socket`` adds a
+    QMP server on that unix socket; ``pcap`` records every frame on the guest NIC (``filter-dump``,
+    guest-side addresses and ports) into that file.
+    """
     guest = guest or GuestPorts.from_manifest()
     append = KERNEL_ARGS
     if extra_append:
@@ -72,13 +102,19 @@ def qemu_command(kernel: Path | str = DEFAULT_KERNEL, initrd: Path | str = DEFAU
     cmd = [find_qemu(qemu), "-machine", "virt,gic-version=3", "-cpu", "cortex-a57", "-smp", "1",
            "-m", str(memory_mb), "-nographic", "-serial", "mon:stdio", "-no-reboot",
            "-kernel", str(kernel), "-initrd", str(initrd), "-append", append]
+    if qmp_socket is not None:
+        cmd += ["-qmp", f"unix:{qmp_socket},server=on,wait=off"]
     if net == "user":
         forwards = f"hostfwd=tcp:127.0.0.1:{console_port}-:{guest.console}"
         if guest.ninep_enabled:
             forwards += f",hostfwd=tcp:127.0.0.1:{ninep_port}-:{guest.ninep}"
-        cmd += ["-netdev", f"user,id=n0,{forwards}", "-device", "virtio-net-device,netdev=n0"]
+        cmd += ["-netdev", f"user,id={NETDEV},{forwards}", "-device", f"virtio-net-device,netdev={NETDEV}"]
+        if pcap is not None:
+            cmd += ["-object", f"filter-dump,id=capture0,netdev={NETDEV},file={pcap}"]
     elif net != "none":
         raise ValueError(f"--net must be user or none, not {net!r}")
+    elif pcap is not None:
+        raise ValueError("--pcap needs --net user (there is no guest NIC to capture)")
     return cmd
 
 
@@ -86,18 +122,29 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="qemu-run.sh", description="Boot the Cohesix image under QEMU.")
     parser.add_argument("--kernel", default=str(DEFAULT_KERNEL))
     parser.add_argument("--initrd", default=str(DEFAULT_INITRD))
-    parser.add_argument("--console-port", type=int, default=31337)
-    parser.add_argument("--9p-port", dest="ninep_port", type=int, default=5640)
+    parser.add_argument("--console-port", type=int, default=31337, help="host port (0: QEMU picks)")
+    parser.add_argument("--9p-port", dest="ninep_port", type=int, default=5640, help="host port (0: QEMU picks)")
     parser.add_argument("--net", choices=("user", "none"), default="user")
     parser.add_argument("--exit-after", type=float, default=None)
     parser.add_argument("--qemu", default=None)
+    parser.add_argument("--pcap", default=None, help="record the guest NIC's frames into this pcap file")
+    parser.add_argument("--qmp", default=None, help="serve QMP on this unix socket path")
+    parser.add_argument("--manifest", default=str(DEFAULT_MANIFEST),
+                        help="resolved IR manifest the image was built from (its guest ports)")
     args = parser.parse_args(argv)
     for label, path in (("kernel", args.kernel), ("initrd", args.initrd)):
         if not Path(path).is_file():
             print(f"{label} not found: {path} (run `doit build`)", file=sys.stderr)
             return 1
-    cmd = qemu_command(args.kernel, args.initrd, args.console_port, args.ninep_port, args.net,
-                       args.exit_after, args.qemu)
+    try:
+        guest = GuestPorts.from_manifest(args.manifest)
+        cmd = qemu_command(args.kernel, args.initrd, args.console_port, args.ninep_port, args.net,
+                           args.exit_after, args.qemu, guest, qmp_socket=args.qmp, pcap=args.pcap)
+    except (ManifestError, ValueError, FileNotFoundError) as exc:
+        print(f"qemu-run.sh: {exc}", file=sys.stderr)
+        return 1
+    if args.pcap:
+        Path(args.pcap).parent.mkdir(parents=True, exist_ok=True)
     os.execv(cmd[0], cmd)  # the script exits with QEMU's status
 
 

@@ -90,9 +90,20 @@ def test_recorded_table_serves_every_generated_method(tmp_path):
     assert report["asdict"] == {"items": [[1]]} and report["copy_loaded_after"]
 
 
-def test_recording_is_deterministic(tmp_path):
+def test_recording_is_deterministic_across_processes_and_hash_seeds(tmp_path):
+    """Two interpreters with PYTHONHASHSEED 1 and 2 (tests/hashseed.py) record the same table bytes."""
+    from tests.hashseed import run_seeded_pair
+
     lib = _lib(tmp_path)
-    assert dataclass_cache.record(lib, tmp_path / "x.zip") == dataclass_cache.record(lib, tmp_path / "x.zip")
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); from pathlib import Path; "
+            "from image import dataclass_cache; "
+            "data, count = dataclass_cache.record(Path(sys.argv[2]), Path(sys.argv[3])); "
+            "Path(sys.argv[4]).write_bytes(data)")
+    run_seeded_pair([["-c", code, str(REPO), str(lib), str(tmp_path / "x.zip"), str(tmp_path / f"{side}.bin")]
+                     for side in ("a", "b")])
+    first = (tmp_path / "a.bin").read_bytes()
+    assert first == (tmp_path / "b.bin").read_bytes()
+    assert precompiled.load(first) is not None
 
 
 def test_a_miss_compiles_exactly_like_dataclasses_would(tmp_path):
