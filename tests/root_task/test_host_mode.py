@@ -152,3 +152,27 @@ def test_referenced_secrets_boot_without_a_warning_and_authenticate_by_hash(tmp_
     finally:
         system.stop()
     assert not any(line.startswith("warning:") for line in log.read_text().splitlines())
+
+
+def test_the_running_pump_ticks_with_the_irs_tick_ms(tmp_path):
+    """Issue 18: observe ``system.tick_ms`` in the running system, not only in the manifest hash: the
+    pump's periodic timer that drives ``RootTask._on_tick`` has the IR's period, and the tick count
+    advances no faster than that period allows (deadlines advance by whole periods, root_task/pump.py)."""
+    import time
+
+    from coh_rtc.testing import write_ir
+    from root_task.host import start_in_process
+
+    ir = write_ir(tmp_path, {"system.tick_ms": 9})
+    system = start_in_process(str(ir))
+    try:
+        task = system.task
+        periods = [t.period for t in list(task.pump._timers)
+                   if t.period is not None and not t.cancelled and t.callback == task._on_tick]
+        assert periods == [0.009]
+        first, started = task.ticks, time.monotonic()
+        time.sleep(0.3)
+        ticks, elapsed = task.ticks - first, time.monotonic() - started
+    finally:
+        system.stop()
+    assert 0 < ticks <= elapsed / 0.009 + 2, (ticks, elapsed)
