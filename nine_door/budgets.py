@@ -13,7 +13,8 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at boot 
 if TYPE_CHECKING:  # pragma: no cover
     from typing import Any
 
-    from .nodes import DirNode, RingNode
+    from .nodes import DirNode
+    from .telemetry import RingNode
 
 WORKER_ID_RE = re.compile(r"worker-[1-9][0-9]*\Z")
 

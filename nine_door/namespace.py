@@ -11,8 +11,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from .errors import EACCES, EINVAL, ENOENT, ENOTDIR, NineError
-from .nodes import (CtlNode, DirNode, LogNode, Node, RingNode, SnapshotNode, ZONE_LOG, ZONE_PUBLIC,
+from .nodes import (CtlNode, DirNode, LogNode, Node, SnapshotNode, ZONE_CURSOR, ZONE_LOG, ZONE_PUBLIC,
                     ZONE_QUEEN, ZONE_QUEEN_CTL, ZONE_TELEMETRY, ZONE_WORKER_DIR, ZONE_WORKER_ROOT)
+from .telemetry import SCHEMA_TEXT, CursorNode, RingNode
 
 Path = tuple[str, ...]
 
@@ -59,11 +60,11 @@ _RW = Rights(read=True, write=True)
 _T = Rights(through=True)
 
 _QUEEN_RIGHTS = {ZONE_PUBLIC: _R, ZONE_LOG: _RW, ZONE_QUEEN: _R, ZONE_QUEEN_CTL: _W,
-                 ZONE_WORKER_ROOT: _R, ZONE_WORKER_DIR: _R, ZONE_TELEMETRY: _RW}
+                 ZONE_WORKER_ROOT: _R, ZONE_WORKER_DIR: _R, ZONE_TELEMETRY: _RW, ZONE_CURSOR: _RW}
 
 
 def rights(node: Node, ident: Identity) -> Rights:
-    """The §5.3 access matrix (schema 1.0/1.1 rows)."""
+    """The §5.3 access matrix (the cursor row: queen only; workers fall through to no rights)."""
     if ident.role == "queen":
         return _QUEEN_RIGHTS.get(node.zone, _NONE)
     zone = node.zone
@@ -122,10 +123,13 @@ class MountEntry:
 class Namespace:
     """The global tree: boot nodes plus worker directories created and removed at runtime."""
 
-    def __init__(self, now_ns: Callable[[], int], ring_capacity: int) -> None:
+    def __init__(self, now_ns: Callable[[], int], ring_capacity: int, ring_schema: str = SCHEMA_TEXT,
+                 cursor_files: bool = False) -> None:
         self._now_ns = now_ns
         self._next_qid_path = 1
         self.ring_capacity = ring_capacity
+        self.ring_schema = ring_schema
+        self.cursor_files = cursor_files          # schema ≥ 1.2 (§5.1)
         self.node_count = 0
         # Bumped by every change to the tree's shape (a node linked in or removed); session views
         # drop their walk memos when it moves (SessionView.walk).
@@ -164,10 +168,12 @@ class Namespace:
         return self._attach(parent, self._new(CtlNode, name, zone, None, handler=handler))  # type: ignore
 
     def create_worker(self, worker_id: str) -> tuple[DirNode, RingNode]:
-        """Spawn side effect (§6.3): ``/worker/<id>/telemetry``."""
+        """Spawn side effect (§6.3): ``/worker/<id>/telemetry`` and, schema ≥ 1.2, its ``cursor``."""
         directory = self.mkdir(self.worker_root, worker_id, ZONE_WORKER_DIR, owner=worker_id)
         ring = self._attach(directory, self._new(RingNode, "telemetry", ZONE_TELEMETRY, worker_id,
-                                                 capacity=self.ring_capacity))
+                                                 capacity=self.ring_capacity, schema=self.ring_schema))
+        if self.cursor_files:
+            self._attach(directory, self._new(CursorNode, "cursor", ZONE_CURSOR, worker_id, ring=ring))
         return directory, ring  # type: ignore[return-value]
 
     def remove(self, node: Node) -> None:

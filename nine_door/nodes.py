@@ -26,14 +26,13 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_left, bisect_right
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at boot (docs/build.md)
 
 from .codec import dirent_size, encode_dirent, pack_qid
-from .errors import EACCES, EBADF, EINVAL, EISDIR, EMSGSIZE, ENOTDIR, ERANGE, NineError
+from .errors import EACCES, EBADF, EINVAL, EISDIR, ENOTDIR, NineError
 from .messages import DT_DIR, DT_REG, O_WRONLY, S_IFDIR, S_IFREG, DirEntry, Qid
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -51,6 +50,7 @@ ZONE_QUEEN_CTL = "queen-ctl"    # /queen/ctl
 ZONE_WORKER_ROOT = "worker-root"  # /worker
 ZONE_WORKER_DIR = "worker-dir"  # /worker/<id>
 ZONE_TELEMETRY = "telemetry"    # /worker/<id>/telemetry
+ZONE_CURSOR = "cursor"          # /worker/<id>/cursor (queen only, SPEC §5.3)
 
 LOG_RETAIN_BYTES = 1 << 20  # /log/queen.log keeps at most 1 MiB (SPEC §5.2)
 
@@ -84,6 +84,7 @@ class Node:
     qid_type = QTFILE
     file_type = S_IFREG               # Tgetattr mode's type bits
     is_dir = False
+    ingest = False                    # a telemetry sink: its Twrites feed /proc/ingest latency (§12)
 
     def __post_init__(self) -> None:
         self.wire_qid = pack_qid(self.qid_type, self.version, self.qid_path)
@@ -320,122 +321,8 @@ class CtlNode(Node):
         return self.handler(caller, data)
 
 
-@dataclass
-class RingWrite:
-    """Result of a ring append: bytes committed and eviction accounting for the wrap log line."""
-
-    count: int
-    records: int
-    evicted_records: int
-    evicted_bytes: int
-
-
-class RingHandle:
-    """An open telemetry ring: the rseq of the next record this open reads."""
-
-    __slots__ = ("pos",)
-
-    def __init__(self, pos: int) -> None:
-        self.pos = pos
-
-
-@dataclass(eq=False)
-class RingNode(Node):
-    """A worker's telemetry ring, text schema, unarmed (SPEC §7.1–§7.3 for schema < 1.2).
-
-    Records are lines. Every admitted record gets ``rseq`` = previous + 1; when a record does not fit,
-    the oldest records are evicted (wrap). Readers hold a position (an rseq) and receive whole records.
-    """
-
-    capacity: int = 65536
-    records: deque = field(default_factory=deque)  # of bytes
-    first_rseq: int = 1                            # rseq of records[0] (== next_rseq when empty)
-    next_rseq: int = 1
-    used: int = 0
-    # wrap-line accounting (SPEC §5.5: at most one line per ring per 10 s, counts accumulated)
-    pending_wrap_records: int = 0
-    pending_wrap_bytes: int = 0
-    last_wrap_log_s: float | None = None
-
-    qid_type = QTAPPEND
-
-    def size(self) -> int:
-        return self.used
-
-    @property
-    def oldest_rseq(self) -> int:
-        return self.first_rseq
-
-    def open(self, access: int, caller: "Session", path: tuple[str, ...]) -> RingHandle:
-        return RingHandle(self.first_rseq)
-
-    def read(self, handle: RingHandle, offset: int, count: int, caller: "Session") -> bytes:
-        """Whole records from the open's position (the offset is ignored: a record stream, §7.3).
-
-        A position older than the oldest record is answered ERANGE once, with the stale line, and
-        moved to the oldest record."""
-        if handle.pos < self.first_rseq:
-            requested, handle.pos = handle.pos, self.first_rseq
-            caller.door.log_append(f"telemetry cursor stale worker={self.owner} requested={requested} "
-                                   f"oldest={self.first_rseq}")
-            raise NineError(ERANGE, "records were evicted")
-        data, handle.pos = self.read_from(handle.pos, count)
-        return data
-
-    def write(self, handle: object, offset: int, data: bytes, caller: "Session") -> int:
-        return caller.door.ring_write(caller, self, data)
-
-    def split_records(self, data: bytes) -> list[bytes]:
-        """Text schema: UTF-8 (else EINVAL), one record per line, a final fragment completed with ``\\n``."""
-        try:
-            data.decode("utf-8")
-        except UnicodeDecodeError:
-            raise NineError(EINVAL, "telemetry data is not UTF-8") from None
-        records = _split_on_lf(data)  # records end at \n only (not splitlines' \r, \v, …)
-        for record in records:
-            if len(record) > self.capacity:
-                raise NineError(EMSGSIZE, f"record of {len(record)} bytes exceeds ring capacity")
-        return records
-
-    def append(self, records: list[bytes], now_ns: int) -> RingWrite:
-        evicted_records = evicted_bytes = 0
-        for record in records:
-            while self.used + len(record) > self.capacity and self.records:
-                old = self.records.popleft()
-                self.used -= len(old)
-                self.first_rseq += 1
-                evicted_records += 1
-                evicted_bytes += len(old)
-            self.records.append(record)
-            self.used += len(record)
-            self.next_rseq += 1
-        if records:
-            self.touch(now_ns)
-        self.pending_wrap_records += evicted_records
-        self.pending_wrap_bytes += evicted_bytes
-        return RingWrite(sum(len(r) for r in records), len(records), evicted_records, evicted_bytes)
-
-    def read_from(self, pos: int, count: int) -> tuple[bytes, int]:
-        """Whole records starting at rseq ``pos`` that fit in ``count``; returns (data, new position).
-
-        The caller has already handled a stale position (``pos < oldest``).
-        """
-        out: list[bytes] = []
-        total = 0
-        index = pos - self.first_rseq
-        while index < len(self.records):
-            record = self.records[index]
-            if total + len(record) > count:
-                if not out:
-                    raise NineError(EINVAL, "record larger than count")
-                break
-            out.append(record)
-            total += len(record)
-            index += 1
-        return b"".join(out), pos + len(out)
-
-
 def _split_on_lf(data: bytes) -> list[bytes]:
+    """Lines ending at ``\\n`` only (not splitlines' ``\\r``, ``\\v``, …); a final fragment gets one."""
     if not data:
         return []
     parts = data.split(b"\n")

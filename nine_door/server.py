@@ -19,11 +19,13 @@ from .budgets import (REASON_KILLED, REASON_OPS, REASON_TICKS, REASON_TTL, Budge
 from .config import BudgetDefaults, NineDoorConfig, coerce_config
 from .errors import EACCES, EAGAIN, EBUSY, EINVAL, EMSGSIZE, ENOENT, EPERM, ESTALE, NineError
 from .namespace import Identity, Namespace, fmt_path, parse_abs_path
-from .nodes import ZONE_QUEEN_CTL, LogNode, RingNode
+from .nodes import ZONE_QUEEN_CTL, LogNode
 from .queen_ctl import (Bind, Command, Kill, Mount, SetBudget, SpawnGpu, SpawnHeartbeat, parse_command,
                         process_ctl_write)
 from .repeat_lines import RepeatCoalescer
 from .session import Session
+from .telemetry import IngestStats, RingNode
+from .vocabulary import schema_at_least
 
 DEFAULT_BOOT_LINES = (
     "Cohesix boot: root-task online",
@@ -120,7 +122,9 @@ class NineDoor:
         self._boot_static: bytes | None = None   # /proc/boot without live net counters (_render_boot)
         self.default_budget = BudgetDefaults(self.config.heartbeat_budget.ttl_s,
                                              self.config.heartbeat_budget.ops)
-        self.ns = Namespace(self._now_ns, self.config.ring_bytes_per_worker)
+        self.ns = Namespace(self._now_ns, self.config.ring_bytes_per_worker, self.config.frame_schema,
+                            cursor_files=schema_at_least(self.config.schema, "1.2"))
+        self.ingest = IngestStats()   # §12 counters (fixed-size state)
         self.ns.proc_boot = self.ns.add_snapshot(self.ns.proc, "boot", self._render_boot)
         self.ns.queen_ctl = self.ns.add_ctl(self.ns.queen_dir, "ctl", ZONE_QUEEN_CTL, self._queen_ctl_write)
         for line in self.boot_lines:
@@ -330,25 +334,38 @@ class NineDoor:
         return node.append_client_data(data, self._now_ns())
 
     def ring_write(self, session: Session, ring: RingNode, data: bytes) -> int:
-        """Telemetry append (text schema, unarmed, §7.1–§7.2); worker writes consume ticks (§4.6)."""
+        """Telemetry append (§7.1–§7.2, short writes §3.13); worker writes consume ticks (§4.6).
+
+        Returns the Twrite's count: every byte, or a prefix ending on a record boundary when an armed ring
+        is full or a ``cbor_v1`` item after the first is invalid. A full armed ring that admits nothing
+        answers count 0 when the short-write policy is on, else EAGAIN (nothing committed either way).
+        """
         worker = session.worker
         own = worker is not None and ring.owner == worker.worker_id
         if own and worker.ticks_left is not None and worker.ticks_left <= 0:
             self.revoke(worker, REASON_TICKS)
             raise NineError(ESTALE, "tick budget exhausted")
         try:
-            records = ring.split_records(data)
+            records, stop = ring.split_records(data)
         except NineError as exc:
             if exc.errno == EMSGSIZE:
                 self.log_append(f"telemetry quota reject worker={ring.owner} bytes={len(data)} "
                                 f"quota={ring.capacity}")
             raise
-        result = ring.append(records, self._now_ns())
-        if result.evicted_records:
+        writer = worker.worker_id if worker is not None else "queen"
+        result = ring.admit(records, writer, self._now_ns())
+        if result.evicted_unconsumed:
+            self.ingest.dropped += result.evicted_unconsumed
             self._maybe_log_wrap(ring)
-        if own and result.count > 0 and worker.ticks_left is not None:
+        if result.blocked:
+            self.ingest.backpressure += 1
+            if result.count == 0 and not self.config.short_write_enable:
+                raise NineError(EAGAIN, "telemetry ring is full (armed, unconsumed records)")
+        elif stop is not None and result.count == 0:
+            raise stop
+        if own and result.count > 0 and worker.ticks_left is not None:   # commits ≥ 1 byte (§4.6)
             worker.ticks_left -= 1
-        return len(data)
+        return result.count
 
     def _maybe_log_wrap(self, ring: RingNode) -> None:
         """Emit the accumulated wrap line unless one was emitted for this ring in the last 10 s.
@@ -461,6 +478,8 @@ class NineDoor:
 
     def _now_ns(self) -> int:
         return self.clock.now_ms() * 1_000_000
+
+    now_ns = _now_ns  # for nodes (change times of nodes they touch)
 
     def _render_boot(self) -> bytes:
         """``/proc/boot`` (§5.4). Everything but the ``net`` counters is fixed after boot, so it is

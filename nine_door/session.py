@@ -27,6 +27,7 @@ than a refusal with Rlerror EIO, logs ``9p request failed type=<T> errno=5 error
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from time import monotonic_ns as _monotonic_ns
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at boot (docs/build.md)
 
@@ -405,7 +406,23 @@ class Session:
         fid = self._live_fid(msg.fid)
         if fid.mode not in (O_WRONLY, O_RDWR):
             raise NineError(EBADF, "fid not open for writing")
-        return encode_rwrite(msg.tag, fid.node.write(fid.handle, msg.offset, msg.data, self))
+        node = fid.node
+        if not node.ingest:
+            count = node.write(fid.handle, msg.offset, msg.data, self)
+            if count < len(msg.data):
+                self.door.ingest.note_short(len(msg.data), count)
+            return encode_rwrite(msg.tag, count)
+        started = _monotonic_ns()
+        try:
+            count = node.write(fid.handle, msg.offset, msg.data, self)
+        except NineError:
+            self.door.ingest.note_latency(_monotonic_ns() - started)
+            raise
+        if count < len(msg.data):
+            self.door.ingest.note_short(len(msg.data), count)
+        reply = encode_rwrite(msg.tag, count)
+        self.door.ingest.note_latency(_monotonic_ns() - started)
+        return reply
 
     def _clunk(self, msg: Tclunk) -> bytes:
         if self.fids.pop(msg.fid, None) is None:
