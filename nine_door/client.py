@@ -26,11 +26,23 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing in the g
 
 from nine_door import codec
 from nine_door import messages as m
-from nine_door.errors import EINVAL, ENOENT, NineError
+from nine_door.errors import EAGAIN, EINVAL, ENOENT, NineError
 from nine_door.messages import DirEntry, Qid
 
-__all__ = ["Client", "Attr", "DirEntry", "Qid", "NineError", "ProtocolError",
+__all__ = ["Client", "ShortWritePolicy", "Attr", "DirEntry", "Qid", "NineError", "ProtocolError",
            "SocketStreamTransport", "SeqPacketTransport", "InProcessTransport", "split_path"]
+
+class ShortWritePolicy:
+    """The retry parameters of §3.13's client rules: ``backoff_ms`` (the server's
+    ``secure9p.short_write_policy.backoff_ms``) and ``max_retries`` (the IR's
+    ``client_policies.retry.short_write.max_retries``)."""
+
+    __slots__ = ("backoff_ms", "max_retries")
+
+    def __init__(self, backoff_ms: int = 5, max_retries: int = 3) -> None:
+        self.backoff_ms = backoff_ms
+        self.max_retries = max_retries
+
 
 #: The attributes ``Client.getattr`` returns are the Rgetattr fields (tag included).
 Attr = m.Rgetattr
@@ -348,6 +360,42 @@ class Client:
             return done
         finally:
             self.clunk(fid)
+
+    def write_all(self, fid: int, data: bytes, policy: "ShortWritePolicy | None" = None,
+                  sleep: "Callable[[float], None] | None" = None) -> int:
+        """Write ``data`` through ``fid`` following the §3.13 client rules; returns ``len(data)``.
+
+        (1) ``[0, count)`` of each reply is committed and never resent; (2) exactly the tail is resent
+        on the same fid; (3) nothing else is sent on the fid meanwhile; (4) before retry ``attempt``
+        (0-based) wait ``backoff_ms × 2^attempt``, counting attempts without progress (a short count
+        that committed something resets them); (5) after ``max_retries`` retries without progress raise
+        :class:`NineError` EAGAIN. An EAGAIN reply (short writes disabled on the server) counts as no
+        progress. Pieces larger than ``iounit`` are sent one ``iounit`` at a time.
+        """
+        policy = policy or ShortWritePolicy()
+        if sleep is None:
+            import time
+
+            sleep = time.sleep
+        view = memoryview(data)
+        done = attempt = 0
+        while done < len(data):
+            piece = bytes(view[done:done + self.iounit])
+            try:
+                count = self.write(fid, 0, piece)
+            except NineError as exc:
+                if exc.errno != EAGAIN:
+                    raise
+                count = 0
+            if count:
+                done += count
+                attempt = 0
+                continue
+            if attempt >= policy.max_retries:
+                raise NineError(EAGAIN, f"no progress after {attempt} retries ({done} of {len(data)} bytes)")
+            sleep(policy.backoff_ms * (2 ** attempt) / 1000)
+            attempt += 1
+        return done
 
     def listdir(self, path: str) -> list[str]:
         """Names in directory ``path`` (sorted bytewise by the server, §3.7)."""

@@ -64,6 +64,9 @@ class NineDoorConfig:
     gpu_backend: str = "none"
     ring_bytes_per_worker: int = LEGACY_RING_BYTES
     frame_schema: str = "text"
+    proc_9p: tuple[str, ...] = ()               # observability.proc_9p (SPEC §12)
+    proc_ingest: tuple[str, ...] = ()           # observability.proc_ingest.fields
+    watch_interval_ms: int = 0                  # observability.proc_ingest.watch_interval_ms
     ticket_secrets: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -101,6 +104,9 @@ class NineDoorConfig:
             gpu_backend=str(resolved["gpu"]["backend"]),
             ring_bytes_per_worker=int(telemetry["ring_bytes_per_worker"]),
             frame_schema=str(telemetry["frame_schema"]),
+            proc_9p=tuple(resolved["observability"]["proc_9p"]),
+            proc_ingest=tuple(resolved["observability"]["proc_ingest"]["fields"]),
+            watch_interval_ms=int(resolved["observability"]["proc_ingest"]["watch_interval_ms"]),
             ticket_secrets=dict(ticket_secrets),
         )
 

@@ -16,14 +16,16 @@ Decisions, key by key (from reading nine_door/ and root_task/):
 
 * ``secure9p.tags_per_session`` and ``secure9p.batch_frames`` are honoured: ``Session.handle_message``
   admits frames against the window, answers duplicates EINVAL and refuses batches EBUSY (SPEC §3.12).
-* ``secure9p.short_write_policy`` is read into the config but nothing acts on it (no node answers a
-  short count or EAGAIN by policy).
+* ``secure9p.short_write_policy`` is honoured: armed telemetry rings answer short counts, and 0 only when
+  it is enabled (EAGAIN otherwise); workers wait at least its ``backoff_ms`` before a resend.
+* ``client_policies.retry.short_write`` is honoured by the workers' §3.13 client (``Client.write_all``);
+  ``client_policies.cohsh.pool`` is not (cohsh has no session pools yet).
+* ``observability`` is honoured: ``/proc/9p/*``, ``/proc/ingest/*`` and the ``watch`` log (SPEC §12).
 * ``gpu.backend``: no GPU provider exists (``NineDoor._spawn_gpu`` registers none, there is no /gpu
   tree), so only ``"none"`` is honoured, although SPEC's default is ``"mock"``.
 * ``telemetry.ring_bytes_per_worker`` sizes the rings (honoured); ``memory_budget_bytes`` is a compile-time
   bound the compiler enforces (honoured); ``frame_schema = "cbor_v1"`` is not implemented.
-* ``sharding``, ``observability`` (/proc/9p, /proc/ingest), ``cas`` and ``client_policies`` (cohsh has no
-  pools or short-write retry) are not implemented; their sub-keys only matter once their gate is on.
+* ``sharding`` and ``cas`` are not implemented; their sub-keys only matter once their gate is on.
 """
 from __future__ import annotations
 
@@ -33,18 +35,11 @@ if TYPE_CHECKING:
 
 NOT_IMPLEMENTED: dict[str, tuple[Any, ...]] = {
     # key: values honoured by this build
-    "secure9p.short_write_policy.enable": (False,),
-    "secure9p.short_write_policy.backoff_ms": (5,),
     "gpu.backend": ("none",),
     "telemetry.frame_schema": ("text",),
     "sharding.enable": (False,),
     "client_policies.cohsh.pool.control": (2,),
     "client_policies.cohsh.pool.telemetry": (4,),
-    "client_policies.retry.short_write.max_retries": (3,),
-    "client_policies.retry.short_write.backoff_ms": (5,),
-    "observability.proc_9p": ([],),
-    "observability.proc_ingest.fields": ([],),
-    "observability.proc_ingest.watch_interval_ms": (0,),
     "cas.enable": (False,),
     "cas.delta.enable": (False,),
 }

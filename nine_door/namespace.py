@@ -11,7 +11,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from .errors import EACCES, EINVAL, ENOENT, ENOTDIR, NineError
-from .nodes import (CtlNode, DirNode, LogNode, Node, SnapshotNode, ZONE_CURSOR, ZONE_LOG, ZONE_PUBLIC,
+from .nodes import (CtlNode, DirNode, LogNode, Node, SnapshotNode, ZONE_CURSOR, ZONE_LOG, ZONE_PROC_QUEEN,
+                    ZONE_PUBLIC,
                     ZONE_QUEEN, ZONE_QUEEN_CTL, ZONE_TELEMETRY, ZONE_WORKER_DIR, ZONE_WORKER_ROOT)
 from .telemetry import SCHEMA_TEXT, CursorNode, RingNode
 
@@ -60,7 +61,7 @@ _RW = Rights(read=True, write=True)
 _T = Rights(through=True)
 
 _QUEEN_RIGHTS = {ZONE_PUBLIC: _R, ZONE_LOG: _RW, ZONE_QUEEN: _R, ZONE_QUEEN_CTL: _W,
-                 ZONE_WORKER_ROOT: _R, ZONE_WORKER_DIR: _R, ZONE_TELEMETRY: _RW, ZONE_CURSOR: _RW}
+                 ZONE_WORKER_ROOT: _R, ZONE_WORKER_DIR: _R, ZONE_TELEMETRY: _RW, ZONE_CURSOR: _RW, ZONE_PROC_QUEEN: _R}
 
 
 def rights(node: Node, ident: Identity) -> Rights:
@@ -160,9 +161,14 @@ class Namespace:
     def mkdir(self, parent: DirNode, name: str, zone: str, owner: str | None = None) -> DirNode:
         return self._attach(parent, self._new(DirNode, name, zone, owner))  # type: ignore[return-value]
 
-    def add_snapshot(self, parent: DirNode, name: str, render: Callable[[], bytes]) -> SnapshotNode:
-        node = self._attach(parent, self._new(SnapshotNode, name, ZONE_PUBLIC, None, render=render))
+    def add_snapshot(self, parent: DirNode, name: str, render: Callable[[], bytes],
+                     zone: str = ZONE_PUBLIC) -> SnapshotNode:
+        node = self._attach(parent, self._new(SnapshotNode, name, zone, None, render=render))
         return node  # type: ignore[return-value]
+
+    # for providers that add node kinds of their own (nine_door/observability.py)
+    new_node = _new
+    attach = _attach
 
     def add_ctl(self, parent: DirNode, name: str, zone: str, handler: Callable[..., int]) -> CtlNode:
         return self._attach(parent, self._new(CtlNode, name, zone, None, handler=handler))  # type: ignore

@@ -51,6 +51,7 @@ ZONE_WORKER_ROOT = "worker-root"  # /worker
 ZONE_WORKER_DIR = "worker-dir"  # /worker/<id>
 ZONE_TELEMETRY = "telemetry"    # /worker/<id>/telemetry
 ZONE_CURSOR = "cursor"          # /worker/<id>/cursor (queen only, SPEC §5.3)
+ZONE_PROC_QUEEN = "proc-queen"  # /proc/9p, /proc/ingest and their files (queen only, SPEC §5.3, §12)
 
 LOG_RETAIN_BYTES = 1 << 20  # /log/queen.log keeps at most 1 MiB (SPEC §5.2)
 

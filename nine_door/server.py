@@ -24,6 +24,7 @@ from .queen_ctl import (Bind, Command, Kill, Mount, SetBudget, SpawnGpu, SpawnHe
                         process_ctl_write)
 from .repeat_lines import RepeatCoalescer
 from .session import Session
+from .observability import Outstanding, install as install_observability, watch_line
 from .telemetry import IngestStats, RingNode
 from .vocabulary import schema_at_least
 
@@ -125,6 +126,10 @@ class NineDoor:
         self.ns = Namespace(self._now_ns, self.config.ring_bytes_per_worker, self.config.frame_schema,
                             cursor_files=schema_at_least(self.config.schema, "1.2"))
         self.ingest = IngestStats()   # §12 counters (fixed-size state)
+        self.outstanding = Outstanding()
+        self._boot_mono = self.clock.monotonic()
+        self.watch = install_observability(self)
+        self._next_watch = self._boot_mono + self.config.watch_interval_ms / 1000
         self.ns.proc_boot = self.ns.add_snapshot(self.ns.proc, "boot", self._render_boot)
         self.ns.queen_ctl = self.ns.add_ctl(self.ns.queen_dir, "ctl", ZONE_QUEEN_CTL, self._queen_ctl_write)
         for line in self.boot_lines:
@@ -154,6 +159,8 @@ class NineDoor:
         """Every system tick: proactive TTL revocation (§4.6), deferred ring-wrap lines (§5.5) and
         coalesced throttle lines whose interval ended (§10.7, repeat_lines.py)."""
         now_ms = self.clock.now_ms()
+        if self.watch is not None:
+            self._maybe_watch()
         if self.throttle_lines.pending:
             for text in self.throttle_lines.due(self.clock.monotonic()):
                 self.log_append(text)
@@ -366,6 +373,15 @@ class NineDoor:
         if own and result.count > 0 and worker.ticks_left is not None:   # commits ≥ 1 byte (§4.6)
             worker.ticks_left -= 1
         return result.count
+
+    def _maybe_watch(self) -> None:
+        """§12: one ``watch`` line every ``watch_interval_ms`` (ticks that fall behind skip, not queue)."""
+        now = self.clock.monotonic()
+        if now < self._next_watch:
+            return
+        interval = self.config.watch_interval_ms / 1000
+        self._next_watch += interval * (1 + int((now - self._next_watch) // interval))
+        self.watch.append_line(watch_line(self, int((now - self._boot_mono) * 1000)), self._now_ns())
 
     def _maybe_log_wrap(self, ring: RingNode) -> None:
         """Emit the accumulated wrap line unless one was emitted for this ring in the last 10 s.

@@ -127,15 +127,18 @@ class Session:
         append = out.append
         pop = self._reader.pop
         execute = self._execute
+        outstanding = self.door.outstanding
         self._reader.push(data)
         while True:
             event = pop()
             if event is None:
                 return out
+            outstanding.admit()
             if event.__class__ is bytes:
                 append(execute(event))
             else:                                  # codec.Oversize: read and dropped (§3.10)
                 append(self._error(event.tag, EMSGSIZE))
+            outstanding.done()
 
     def handle_message(self, message: bytes) -> list[bytes]:
         """Message transport: one message of 1..N whole frames in, one reply per frame out (§3.12)."""
@@ -164,9 +167,12 @@ class Session:
                     in_flight.add(tag)
                 replies.append(None)
                 admitted.append(frame)
+        outstanding = self.door.outstanding
+        outstanding.admit(len(admitted))          # every frame of the message is in flight (§3.12)
         for index, frame in enumerate(admitted):
             if frame is not None:
                 replies[index] = self._execute(frame)
+            outstanding.done()
         return [reply for reply in replies if reply is not None]
 
     def close(self) -> None:

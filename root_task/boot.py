@@ -165,15 +165,16 @@ class RootTask:
         from nine_door.config import NineDoorConfig
         from nine_door.server import NineDoor
         from root_task.console.throttle import AttachThrottle
-        from root_task.spawner import WorkerProcesses
+        from root_task.spawner import WorkerProcesses, worker_settings
 
         self.emit("event-pump: init ninedoor")
         self.throttle = AttachThrottle()
-        self.workers = WorkerProcesses(
-            self.pump, self._open_worker_session, python=self.platform.python,
-            pythonpath=self.platform.pythonpath, isolate=self.platform.isolate_workers)
         door_config = NineDoorConfig.from_resolved(
             self.config.resolved, self.config.ticket_secrets, self.config.manifest_sha256)
+        self.workers = WorkerProcesses(
+            self.pump, self._open_worker_session, python=self.platform.python,
+            pythonpath=self.platform.pythonpath, isolate=self.platform.isolate_workers,
+            settings=worker_settings(self.config.resolved))
         self.door = NineDoor(door_config, list(self.boot_lines), self.workers, self.clock,
                              throttle=self.throttle, net_info=self.platform.net_info)
         warning = self.config.placeholder_warning

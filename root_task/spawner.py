@@ -41,6 +41,7 @@ class WorkerProcesses:
     python: str = sys.executable
     pythonpath: str = ""
     isolate: bool = False  # VM: separate uid + rlimits (needs root)
+    settings: dict[str, str] = field(default_factory=dict)  # IR values every worker gets (worker_settings)
     kill_grace_s: float = 1.0
     _workers: dict[str, _Worker] = field(default_factory=dict)
     _uid_next: int = 1000
@@ -52,14 +53,14 @@ class WorkerProcesses:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         ours.setblocking(False)
         env = {"COHESIX_CHANNEL_FD": str(theirs.fileno()), "COHESIX_WORKER_ID": worker_id,
-               "COHESIX_TICKET": ticket, "PYTHONPATH": self.pythonpath}
+               "COHESIX_TICKET": ticket, "PYTHONPATH": self.pythonpath, **self.settings}
         kwargs = {}
         if self.isolate:
             self._uid_next += 1
             kwargs.update(user=self._uid_next, group=self._uid_next, extra_groups=[],
                           preexec_fn=_limit_resources)
         process = subprocess.Popen(
-            [self.python, "-SB", "-m", "workers.launch", WORKER_MODULES[role]], env=env, pass_fds=(theirs.fileno(),),
+            [self.python, "-SB", "-m", "root_task.worker_launch", WORKER_MODULES[role]], env=env, pass_fds=(theirs.fileno(),),
             stdin=subprocess.DEVNULL, close_fds=True, **kwargs)
         theirs.close()
         session = self.open_session(role, worker_id)
@@ -128,6 +129,16 @@ class WorkerProcesses:
                     worker.channel.send(reply)
                 except OSError:
                     return
+
+
+def worker_settings(resolved: dict) -> dict[str, str]:
+    """The resolved-IR values a worker acts on, as its environment: the telemetry frame schema (§7.5)
+    and the §3.13 client rules' backoff and retry count. A worker reads no configuration of its own."""
+    retry = resolved["client_policies"]["retry"]["short_write"]
+    server_minimum = resolved["secure9p"]["short_write_policy"]["backoff_ms"]   # what clients SHOULD wait
+    return {"COHESIX_FRAME_SCHEMA": str(resolved["telemetry"]["frame_schema"]),
+            "COHESIX_BACKOFF_MS": str(max(int(retry["backoff_ms"]), int(server_minimum))),
+            "COHESIX_MAX_RETRIES": str(retry["max_retries"])}
 
 
 def _kill_if_alive(process: subprocess.Popen) -> None:

@@ -16,54 +16,46 @@ import sys
 import time
 from collections.abc import Callable
 
-from nine_door.client import Client, SeqPacketTransport
-from nine_door.errors import EAGAIN, EBADF, ENOENT, ESTALE, NineError
+from nine_door.client import Client, SeqPacketTransport, ShortWritePolicy
+from nine_door.errors import EBADF, ENOENT, ESTALE, NineError
 from nine_door.messages import O_APPEND, O_WRONLY
 
 EXIT_ERRNOS = (ESTALE, ENOENT, EBADF)   # revoked, removed, fid gone: the worker's job is over
-BACKOFF_MS = 5                          # SPEC §3.13 client rule (4): backoff_ms × 2^attempt
-MAX_RETRIES = 3
+KIND_HEARTBEAT = 1                      # SPEC §7.5 Frame v1 kind
 
 
 def telemetry_path(worker_id: str) -> str:
-    """Canonical telemetry path with sharding disabled (schema < 1.2, SPEC §8)."""
+    """Canonical telemetry path with sharding disabled (SPEC §8)."""
     return f"/worker/{worker_id}/telemetry"
 
 
-def append_record(client: Client, fid: int, data: bytes, sleep: Callable[[float], None]) -> None:
-    """One record, following the short-write rules of §3.13: resend only the uncommitted tail."""
-    attempt = 0
-    while data:
-        try:
-            count = client.write(fid, 0, data)
-        except NineError as exc:
-            if exc.errno != EAGAIN:
-                raise
-            count = 0
-        data = data[count:]
-        if not data:
-            return
-        if count == 0:
-            if attempt >= MAX_RETRIES:
-                raise NineError(EAGAIN, "telemetry ring stayed full")
-            sleep(BACKOFF_MS * (2 ** attempt) / 1000)
-            attempt += 1
-        else:
-            attempt = 0
+def heartbeat_record(n: int, frame_schema: str, now_ms: Callable[[], int]) -> bytes:
+    """Heartbeat ``n`` as one record: a text line, or a Frame v1 item (kind 1, its own ``seq`` = n)."""
+    text = f"heartbeat {n}"
+    if frame_schema != "cbor_v1":
+        return (text + "\n").encode()
+    from nine_door import frame_v1
+
+    return frame_v1.encode(frame_v1.Frame(seq=n, ts=now_ms(), kind=KIND_HEARTBEAT, payload=text.encode()))
 
 
 def main(channel_fd: int, worker_id: str, ticket: str, interval_ms: int = 1000,
-         sleep: Callable[[float], None] = time.sleep) -> int:
-    """Heartbeat loop; returns the process exit status (0 on revocation or channel close)."""
+         sleep: Callable[[float], None] = time.sleep, frame_schema: str = "text",
+         policy: ShortWritePolicy | None = None) -> int:
+    """Heartbeat loop; returns the process exit status (0 on revocation or channel close).
+
+    Each record goes through ``Client.write_all`` (the §3.13 client rules: a full armed ring is
+    retried with backoff, never dropped or doubled); a ring that stays full ends the worker with 1."""
     sock = socket.socket(fileno=channel_fd)
     client = Client(SeqPacketTransport(sock))
+    now_ms = lambda: time.time_ns() // 1_000_000  # noqa: E731
     try:
         client.version(8192)
         client.attach(f"worker-heartbeat:{worker_id}", ticket)
         fid = client.open(telemetry_path(worker_id), O_WRONLY | O_APPEND)
         n = 1
         while True:
-            append_record(client, fid, f"heartbeat {n}\n".encode(), sleep)
+            client.write_all(fid, heartbeat_record(n, frame_schema, now_ms), policy, sleep)
             n += 1
             sleep(interval_ms / 1000)
     except NineError as exc:
@@ -75,8 +67,12 @@ def main(channel_fd: int, worker_id: str, ticket: str, interval_ms: int = 1000,
 
 
 def _from_environment() -> int:
+    """The spawner's environment (root_task/spawner.py): the channel, the identity, and the IR values
+    a worker needs (frame schema, short-write backoff and retries)."""
     env = os.environ
-    return main(int(env["COHESIX_CHANNEL_FD"]), env["COHESIX_WORKER_ID"], env["COHESIX_TICKET"])
+    policy = ShortWritePolicy(int(env.get("COHESIX_BACKOFF_MS", "5")), int(env.get("COHESIX_MAX_RETRIES", "3")))
+    return main(int(env["COHESIX_CHANNEL_FD"]), env["COHESIX_WORKER_ID"], env["COHESIX_TICKET"],
+                frame_schema=env.get("COHESIX_FRAME_SCHEMA", "text"), policy=policy)
 
 
 if __name__ == "__main__":

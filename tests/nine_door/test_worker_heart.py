@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from nine_door.client import Client, SeqPacketTransport
+from nine_door import errors as E
+from nine_door.client import Client, SeqPacketTransport, ShortWritePolicy
+from nine_door.errors import NineError
 from nine_door.server import ChannelBinding
 from workers import worker_heart
 
@@ -88,10 +90,10 @@ def test_tick_budget_of_one_revokes_after_first_write_c6():
         sd.close()
 
 
-@pytest.mark.parametrize("argv", [("workers.worker_heart",), ("workers.launch", "workers.worker_heart")],
+@pytest.mark.parametrize("argv", [("workers.worker_heart",), ("root_task.worker_launch", "workers.worker_heart")],
                          ids=["module", "launcher"])
 def test_module_entry_point_runs_as_a_process(argv):
-    """``python -m workers.worker_heart``, and the spawner's ``python -m workers.launch
+    """``python -m workers.worker_heart``, and the spawner's ``python -m root_task.worker_launch
     workers.worker_heart``, with the spawner's environment (real 1000 ms interval)."""
     procs = []
 
@@ -119,9 +121,9 @@ def test_module_entry_point_runs_as_a_process(argv):
 
 
 def test_launcher_refuses_a_module_that_is_not_a_worker_program():
-    proc = subprocess.run([sys.executable, "-SB", "-m", "workers.launch", "os"], cwd=REPO,
+    proc = subprocess.run([sys.executable, "-SB", "-m", "root_task.worker_launch", "os"], cwd=REPO,
                           capture_output=True, text=True, timeout=30)
-    assert proc.returncode == 1 and "usage: python -m workers.launch" in proc.stderr
+    assert proc.returncode == 1 and "usage: python -m root_task.worker_launch" in proc.stderr
 
 
 def test_worker_exits_zero_when_channel_closes():
@@ -130,17 +132,40 @@ def test_worker_exits_zero_when_channel_closes():
     assert worker_heart.main(theirs.detach(), "worker-1", "t", interval_ms=1) == 0
 
 
-def test_append_record_resends_only_the_tail():
-    class FakeClient:
-        def __init__(self, counts):
-            self.counts, self.sent = list(counts), []
+class ScriptedClient(Client):
+    """A client whose Twrites answer scripted counts (an int) or errors (a NineError)."""
 
-        def write(self, fid, offset, data):
-            self.sent.append(data)
-            return self.counts.pop(0)
+    def __init__(self, answers):
+        super().__init__(transport=None)
+        self.answers, self.sent = list(answers), []
 
+    def write(self, fid, offset, data):
+        self.sent.append(bytes(data))
+        answer = self.answers.pop(0)
+        if isinstance(answer, NineError):
+            raise answer
+        return answer
+
+
+def test_write_all_resends_only_the_tail_with_backoff_reset_by_progress():
     sleeps = []
-    fake = FakeClient([0, 4, 6])
-    worker_heart.append_record(fake, 1, b"heartbeat\n", sleeps.append)
-    assert fake.sent == [b"heartbeat\n", b"heartbeat\n", b"tbeat\n"]   # only the uncommitted tail
-    assert sleeps == [0.005]
+    fake = ScriptedClient([0, 4, 0, 0, 6])
+    assert fake.write_all(1, b"heartbeat\n", ShortWritePolicy(5, 3), sleeps.append) == 10
+    assert fake.sent == [b"heartbeat\n", b"heartbeat\n", b"tbeat\n", b"tbeat\n", b"tbeat\n"]
+    assert sleeps == [0.005, 0.005, 0.010]          # backoff_ms × 2^attempt, attempts since progress
+
+
+def test_write_all_gives_up_with_eagain_after_max_retries_without_progress():
+    sleeps = []
+    fake = ScriptedClient([0, NineError(E.EAGAIN, "full"), 0, 0])
+    with pytest.raises(NineError) as info:
+        fake.write_all(1, b"x\n", ShortWritePolicy(2, 3), sleeps.append)
+    assert info.value.errno == E.EAGAIN and len(fake.sent) == 4
+    assert sleeps == [0.002, 0.004, 0.008]
+
+
+def test_write_all_passes_other_errors_through_at_once():
+    fake = ScriptedClient([NineError(E.ESTALE, "revoked")])
+    with pytest.raises(NineError) as info:
+        fake.write_all(1, b"x\n", ShortWritePolicy(), lambda s: None)
+    assert info.value.errno == E.ESTALE
