@@ -23,8 +23,8 @@ use of ``inspect`` on our path, and ``inspect`` drags in ``ast``, ``dis`` and ``
 (``importlib.util.LazyLoader`` cannot do this in 3.11: the ``import`` statement itself touches
 ``__spec__`` and triggers the load).
 
-Only the guest's ``/init`` calls :func:`install`; on the host the file does not exist and nothing
-changes.
+The guest's ``/init`` and every spawned worker (``root_task.worker_launch``) call :func:`install`; on
+the host the file does not exist and nothing changes.
 """
 from __future__ import annotations
 
