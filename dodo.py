@@ -208,6 +208,19 @@ def task_bench_boot():
     }
 
 
+def task_bench_fairness():
+    """Console PING median/p95 while 0, 8 and 64 9P connections pipeline 64 KiB bursts → docs/benchmarks.md.
+
+    ``--quick``: 1 s per load, 10 pings, loads 0 and 8; ``--report PATH``: write there instead.
+    """
+    return {
+        "actions": [bench_action("bench/bench_fairness.py", quick_args=("--quick",))],
+        "params": [QUICK, REPORT],
+        "uptodate": [False],
+        "verbosity": 2,
+    }
+
+
 def task_bench():
     """NineDoor vs diod (same client, same run) and codec µs/message → docs/benchmarks.md.
 
