@@ -8,8 +8,9 @@ boot image or a tool was missing, so "all passed" could mean "booted nothing". T
   skip of a test the README promises (real QEMU boots, the in-guest v9fs self-test, the p9fs and diod
   interop clients) is reported as a failure that quotes the skip reason.
 
-A promised test is one under ``tests/qemu/`` or in ``tests/nine_door/test_interop_tcp.py``, or any test
-marked ``@pytest.mark.promised``. Expected failures (``xfail``) are not skips and are left alone.
+A promised test is one under ``tests/qemu/`` or ``tests/frontdoor/`` (the README's commands), or in
+``tests/nine_door/test_interop_tcp.py``, or any test marked ``@pytest.mark.promised``. Expected
+failures (``xfail``) are not skips and are left alone.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import os
 
 import pytest
 
-PROMISED_PATHS = ("tests/qemu/", "tests/nine_door/test_interop_tcp.py")
+PROMISED_PATHS = ("tests/qemu/", "tests/frontdoor/", "tests/nine_door/test_interop_tcp.py")
 
 
 def strict_mode(environ: "os._Environ[str] | dict[str, str]" = os.environ) -> bool:
