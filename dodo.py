@@ -122,14 +122,20 @@ def bench_action(script: str, full_args: tuple[str, ...] = (), quick_args: tuple
 
 
 def task_fuzz():
-    """Fuzz the 9P decoder (SECURE9P_FUZZ_ITERS, default 100000) and the console parsers."""
+    """Fuzz the 9P decoder (SECURE9P_FUZZ_ITERS, default 100000), the CBOR Frame v1 decoder
+    (FRAME_V1_FUZZ_ITERS, default 100000) and the console parsers."""
     def decoder(quick: bool) -> list[str]:
         iters = os.environ.get("SECURE9P_FUZZ_ITERS") or (QUICK_FUZZ_ITERS if quick else "100000")
         return [sys.executable, "-m", "nine_door.fuzz", "--iterations", iters]
 
+    def frame_decoder(quick: bool) -> list[str]:
+        iters = os.environ.get("FRAME_V1_FUZZ_ITERS") or (QUICK_FUZZ_ITERS if quick else "100000")
+        return [sys.executable, "-m", "nine_door.frame_fuzz", "--iterations", iters]
+
     return {
         "actions": [
             CmdAction(decoder, shell=False),
+            CmdAction(frame_decoder, shell=False),
             [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/console",
                        "-k", "fuzz or property or hypothesis"],
         ],
@@ -203,6 +209,21 @@ def task_bench_boot():
                                  quick_args=("--boots", "1", "--only-default"))],
         "params": [QUICK, REPORT],
         "task_dep": ["build"],
+        "uptodate": [False],
+        "verbosity": 2,
+    }
+
+
+def task_mutants():
+    """Apply each planted bug of scripts/mutants.py to a scratch copy and run the tests meant to catch
+    it; reports caught / NOT CAUGHT (by hand, not CI: about 4 minutes). ``--only NAME[,NAME]``."""
+    def command(only: str) -> list[str]:
+        return [sys.executable, str(ROOT / "scripts/mutants.py"), *(["--only", only] if only else [])]
+
+    return {
+        "actions": [CmdAction(command, shell=False)],
+        "params": [{"name": "only", "long": "only", "type": str, "default": "",
+                    "help": "comma-separated mutation names (scripts/mutants.py --list)"}],
         "uptodate": [False],
         "verbosity": 2,
     }

@@ -64,6 +64,9 @@ class NineDoorConfig:
     gpu_backend: str = "none"
     ring_bytes_per_worker: int = LEGACY_RING_BYTES
     frame_schema: str = "text"
+    sharding_enable: bool = False               # sharding.* (SPEC §8; /proc/boot's sharding line)
+    sharding_width: int = 2
+    legacy_worker_alias: bool = True
     proc_9p: tuple[str, ...] = ()               # observability.proc_9p (SPEC §12)
     proc_ingest: tuple[str, ...] = ()           # observability.proc_ingest.fields
     watch_interval_ms: int = 0                  # observability.proc_ingest.watch_interval_ms
@@ -104,6 +107,9 @@ class NineDoorConfig:
             gpu_backend=str(resolved["gpu"]["backend"]),
             ring_bytes_per_worker=int(telemetry["ring_bytes_per_worker"]),
             frame_schema=str(telemetry["frame_schema"]),
+            sharding_enable=bool(resolved["sharding"]["enable"]),
+            sharding_width=int(resolved["sharding"]["scheme"]["width"]),
+            legacy_worker_alias=bool(resolved["sharding"]["legacy_worker_alias"]),
             proc_9p=tuple(resolved["observability"]["proc_9p"]),
             proc_ingest=tuple(resolved["observability"]["proc_ingest"]["fields"]),
             watch_interval_ms=int(resolved["observability"]["proc_ingest"]["watch_interval_ms"]),

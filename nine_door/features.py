@@ -24,7 +24,7 @@ Decisions, key by key (from reading nine_door/ and root_task/):
 * ``gpu.backend``: no GPU provider exists (``NineDoor._spawn_gpu`` registers none, there is no /gpu
   tree), so only ``"none"`` is honoured, although SPEC's default is ``"mock"``.
 * ``telemetry.ring_bytes_per_worker`` sizes the rings (honoured); ``memory_budget_bytes`` is a compile-time
-  bound the compiler enforces (honoured); ``frame_schema = "cbor_v1"`` is not implemented.
+  bound the compiler enforces (honoured); ``frame_schema`` is honoured (``cbor_v1``: nine_door/frame_v1.py).
 * ``sharding`` and ``cas`` are not implemented; their sub-keys only matter once their gate is on.
 """
 from __future__ import annotations
@@ -36,7 +36,6 @@ if TYPE_CHECKING:
 NOT_IMPLEMENTED: dict[str, tuple[Any, ...]] = {
     # key: values honoured by this build
     "gpu.backend": ("none",),
-    "telemetry.frame_schema": ("text",),
     "sharding.enable": (False,),
     "client_policies.cohsh.pool.control": (2,),
     "client_policies.cohsh.pool.telemetry": (4,),

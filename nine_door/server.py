@@ -519,6 +519,11 @@ class NineDoor:
         lines.append(f"manifest.sha256={cfg.manifest_sha256}")
         lines.append(f"secure9p msize={cfg.msize} walk_depth={cfg.walk_depth} "
                      f"tags_per_session={cfg.tags_per_session} batch_frames={_b(cfg.batch_frames)}")
+        if schema_at_least(cfg.schema, "1.2"):
+            lines.append(f"telemetry ring_bytes_per_worker={cfg.ring_bytes_per_worker} "
+                         f"frame_schema={cfg.frame_schema}")
+            lines.append(f"sharding enable={_b(cfg.sharding_enable)} width={cfg.sharding_width} "
+                         f"legacy_worker_alias={_b(cfg.legacy_worker_alias)}")
         content = ("\n".join(lines) + "\n").encode("utf-8")
         if self.net_info is None and cfg.any_tcp_listener:
             content += _net_line({})

@@ -134,10 +134,9 @@ class WorkerProcesses:
 def worker_settings(resolved: dict) -> dict[str, str]:
     """The resolved-IR values a worker acts on, as its environment: the telemetry frame schema (§7.5)
     and the §3.13 client rules' backoff and retry count. A worker reads no configuration of its own."""
-    retry = resolved["client_policies"]["retry"]["short_write"]
-    server_minimum = resolved["secure9p"]["short_write_policy"]["backoff_ms"]   # what clients SHOULD wait
+    retry = resolved["client_policies"]["retry"]["short_write"]   # backoff ≥ the server's (coh-rtc checks)
     return {"COHESIX_FRAME_SCHEMA": str(resolved["telemetry"]["frame_schema"]),
-            "COHESIX_BACKOFF_MS": str(max(int(retry["backoff_ms"]), int(server_minimum))),
+            "COHESIX_BACKOFF_MS": str(retry["backoff_ms"]),
             "COHESIX_MAX_RETRIES": str(retry["max_retries"])}
 
 

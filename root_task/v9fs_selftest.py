@@ -52,6 +52,8 @@ def run_child(port: int, ticket: str) -> int:
             report.append("v9fs write /proc/boot allowed")
         except OSError as exc:
             report.append(f"v9fs write /proc/boot errno={exc.errno}")
+        step = "telemetry"
+        report.extend(_read_ring(f"{MOUNT_POINT}/worker/worker-1"))
         step = "report"
         with open(f"{MOUNT_POINT}/log/queen.log", "a") as log:
             log.write("\n".join(report) + "\nv9fs done\n")
@@ -61,6 +63,42 @@ def run_child(port: int, ticket: str) -> int:
     except OSError as exc:
         _report_failure(step, exc.errno or 0)
         return 1
+
+
+def _read_ring(worker_dir: str, wait_s: float = 20.0) -> list[str]:
+    """Read the spawned worker's ring and cursor through the mount, as a consumer would (§7.4): wait
+    for its first record, decode what arrived (CBOR Frame v1 or text lines), commit the cursor past
+    the first record, and read the cursor back."""
+    import time
+
+    deadline = time.monotonic() + wait_s
+    data = b""
+    while not data and time.monotonic() < deadline:
+        fd = os.open(f"{worker_dir}/telemetry", os.O_RDONLY)
+        try:
+            data = os.read(fd, 8192)          # a stream: whole records from the open's position
+        finally:
+            os.close(fd)
+        if not data:
+            time.sleep(0.2)
+    from nine_door import frame_v1
+
+    frames, _, _ = frame_v1.split_frames(data)
+    if frames:
+        lines = [f"v9fs telemetry frames={len(frames)} first={frame_v1.describe(frames[0][0])}"]
+    else:
+        first_line = data.split(b"\n", 1)[0].decode(errors="replace")
+        lines = [f"v9fs telemetry text first={first_line}"]
+    with open(f"{worker_dir}/cursor", "rb") as fh:
+        lines.append("v9fs cursor before " + fh.read().decode().strip())
+    fd = os.open(f"{worker_dir}/cursor", os.O_WRONLY)
+    try:
+        os.write(fd, b"2\n")
+    finally:
+        os.close(fd)
+    with open(f"{worker_dir}/cursor", "rb") as fh:
+        lines.append("v9fs cursor after " + fh.read().decode().strip())
+    return lines
 
 
 def _report_failure(step: str, errno: int) -> None:

@@ -1,5 +1,5 @@
 # GENERATED – do not edit (coh-rtc)
-# manifest sha256 b8d3288699166c90df7ce960d05bbf9ff7ef7c1eee5f55da268825e8f5954fab
+# manifest sha256 256bd3fdf2b681369074a67c5e236a6c395d0c3990e75882a5f3b2ae1d776363
 """Bootstrap constants compiled by coh-rtc from root_task.toml (SPEC §15.2).
 
 This module runs inside the guest, so it imports nothing: every value is a literal. RESOLVED is the
@@ -7,8 +7,8 @@ resolved manifest (the same object as the manifest JSON; the console token only 
 TICKET_SECRETS (the ticket MAC keys) is the only place secret text is emitted.
 """
 
-MANIFEST_SCHEMA = '1.0'
-MANIFEST_SHA256 = 'b8d3288699166c90df7ce960d05bbf9ff7ef7c1eee5f55da268825e8f5954fab'
+MANIFEST_SCHEMA = '1.2'
+MANIFEST_SHA256 = '256bd3fdf2b681369074a67c5e236a6c395d0c3990e75882a5f3b2ae1d776363'
 IR_BASENAME = 'root_task.toml'
 
 RESOLVED = {
@@ -63,10 +63,20 @@ RESOLVED = {
         'mounts': [],
     },
     'observability': {
-        'proc_9p': [],
+        'proc_9p': [
+            'outstanding',
+            'sessions',
+            'short_writes',
+        ],
         'proc_ingest': {
-            'fields': [],
-            'watch_interval_ms': 0,
+            'fields': [
+                'backpressure',
+                'dropped',
+                'p50_ms',
+                'p95_ms',
+                'queued',
+            ],
+            'watch_interval_ms': 1000,
         },
     },
     'roles': {
@@ -88,16 +98,16 @@ RESOLVED = {
         },
     },
     'root_task': {
-        'schema': '1.0',
+        'schema': '1.2',
     },
     'secure9p': {
-        'batch_frames': False,
+        'batch_frames': True,
         'msize': 8192,
         'short_write_policy': {
             'backoff_ms': 5,
-            'enable': False,
+            'enable': True,
         },
-        'tags_per_session': 1,
+        'tags_per_session': 32,
         'tcp_listener': {
             'enable': False,
             'port': 564,
@@ -119,7 +129,7 @@ RESOLVED = {
         'tick_ms': 5,
     },
     'telemetry': {
-        'frame_schema': 'text',
+        'frame_schema': 'cbor_v1',
         'memory_budget_bytes': 67108864,
         'ring_bytes_per_worker': 65536,
     },
@@ -158,7 +168,16 @@ SHARD_LABELS = ()
 
 # Enabled /proc files (SPEC §5.1, §12), sorted.
 PROC_NODES = (
+    '/proc/9p/outstanding',
+    '/proc/9p/sessions',
+    '/proc/9p/short_writes',
     '/proc/boot',
+    '/proc/ingest/backpressure',
+    '/proc/ingest/dropped',
+    '/proc/ingest/p50_ms',
+    '/proc/ingest/p95_ms',
+    '/proc/ingest/queued',
+    '/proc/ingest/watch',
 )
 
 # Ed25519 public key for CAS manifests (SPEC §13.2), or None when signing is not configured.

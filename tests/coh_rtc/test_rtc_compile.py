@@ -19,15 +19,15 @@ from rtc_helpers import REPO_IR
 def test_repo_ir_resolves_to_the_documented_shape() -> None:
     compiled = compile_ir(REPO_IR)
     r = compiled.resolved
-    assert compiled.schema == "1.0"
-    assert r["root_task"] == {"schema": "1.0"}
+    assert compiled.schema == "1.2"
+    assert r["root_task"] == {"schema": "1.2"}
     assert r["system"] == {"arch": "aarch64", "machine": "virt", "tick_ms": 5, "max_workers": 1024}
     assert r["secure9p"] == {
         "msize": 8192,
         "walk_depth": 8,
-        "tags_per_session": 1,
-        "batch_frames": False,
-        "short_write_policy": {"enable": False, "backoff_ms": 5},
+        "tags_per_session": 32,
+        "batch_frames": True,
+        "short_write_policy": {"enable": True, "backoff_ms": 5},
         "tcp_listener": {"enable": False, "port": 564},
     }
     assert r["console"]["tcp"] == {"enable": True, "port": 31337, "max_sessions": 4}
@@ -38,9 +38,11 @@ def test_repo_ir_resolves_to_the_documented_shape() -> None:
     assert [t["role"] for t in r["tickets"]] == ["queen", "worker-gpu", "worker-heartbeat"]
     assert r["tickets"][0]["secret_sha256"] == hashlib.sha256(b"bootstrap").hexdigest()
     assert compiled.ticket_secrets == {"queen": "bootstrap", "worker-gpu": "worker-gpu", "worker-heartbeat": "worker"}
-    # legacy values for newer features
-    assert r["telemetry"] == {"ring_bytes_per_worker": 65536, "frame_schema": "text", "memory_budget_bytes": 67108864}
-    assert r["observability"] == {"proc_9p": [], "proc_ingest": {"fields": [], "watch_interval_ms": 0}}
+    # schema 1.2: the telemetry data plane on, sharding off (not implemented), CAS at its legacy value
+    assert r["telemetry"] == {"ring_bytes_per_worker": 65536, "frame_schema": "cbor_v1", "memory_budget_bytes": 67108864}
+    assert r["observability"] == {"proc_9p": ["outstanding", "sessions", "short_writes"],
+                                  "proc_ingest": {"fields": ["backpressure", "dropped", "p50_ms", "p95_ms", "queued"],
+                                                  "watch_interval_ms": 1000}}
     assert r["sharding"]["enable"] is False and r["cas"]["enable"] is False
     assert "sign" not in r["cas"]["store"]
     assert b"bootstrap" not in compiled.manifest_bytes
@@ -80,12 +82,14 @@ def test_bootstrap_module_defines_the_required_names() -> None:
         f"# GENERATED – do not edit (coh-rtc)\n# manifest sha256 {compiled.manifest_sha256}\n".encode()
     )
     ns = _exec_module(data)
-    assert ns["MANIFEST_SCHEMA"] == "1.0"
+    assert ns["MANIFEST_SCHEMA"] == "1.2"
     assert ns["MANIFEST_SHA256"] == compiled.manifest_sha256
     assert ns["RESOLVED"] == json.loads(compiled.manifest_bytes)
     assert ns["TICKET_SECRETS"] == compiled.ticket_secrets
     assert ns["SHARD_LABELS"] == ()
-    assert ns["PROC_NODES"] == ("/proc/boot",)
+    assert ns["PROC_NODES"] == ("/proc/9p/outstanding", "/proc/9p/sessions", "/proc/9p/short_writes", "/proc/boot",
+                                "/proc/ingest/backpressure", "/proc/ingest/dropped", "/proc/ingest/p50_ms",
+                                "/proc/ingest/p95_ms", "/proc/ingest/queued", "/proc/ingest/watch")
     assert ns["CAS_PUBKEY_HEX"] is None
 
 
@@ -220,7 +224,10 @@ def test_signing_key_is_carried_into_manifest_and_bootstrap(spec_example: Path) 
 def test_output_options_are_honoured() -> None:
     opts = OutputOptions(out_dir="g", manifest="m/x.json", cli_script="s/boot.coh", cohsh_policy="p.toml", doc_dir="d")
     outs = compile_ir(REPO_IR, opts).outputs
-    assert sorted(outs) == ["d/root_task_manifest.md", "d/secure9p_limits.md", "g/__init__.py", "g/bootstrap.py", "m/x.json", "m/x.json.sha256", "s/boot.coh"]
+    assert sorted(outs) == ["d/proc_tree.md", "d/root_task_manifest.md", "d/secure9p_limits.md", "d/sharding.md",
+                            "d/telemetry_cbor_schema.md", "g/__init__.py", "g/bootstrap.py", "g/schema.py",
+                            "m/x.json", "m/x.json.sha256", "p.toml", "s/9p_batch.coh", "s/boot.coh",
+                            "s/observe_watch.coh", "s/session_pool.coh", "s/telemetry_ring.coh"]
     assert outs["m/x.json.sha256"].endswith(b"  x.json\n")
 
 

@@ -45,7 +45,7 @@ def test_every_default_of_every_schema_is_implemented(tmp_path, schema):
     assert features.unimplemented(compiled.resolved) == []
 
 
-@pytest.mark.parametrize("key,value", [("telemetry.frame_schema", "cbor_v1"), ("sharding.enable", True),
+@pytest.mark.parametrize("key,value", [("sharding.enable", True),
                                        ("client_policies.cohsh.pool.telemetry", 8), ("cas.enable", True)])
 def test_each_gate_of_a_later_milestone_is_refused(tmp_path, key, value):
     with pytest.raises(IRError) as exc:

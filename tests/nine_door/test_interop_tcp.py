@@ -84,6 +84,21 @@ def test_framing_loss_closes_connection_with_reason(served):
     wait_for(lambda: any("reason=framing" in line for line in served.audit_lines))
 
 
+def test_frames_before_a_framing_loss_are_answered_before_the_close(served):
+    """Issue 12 hardening 2: a valid frame and a size field < 7 in one read: the Tversion still runs
+    and its Rversion is sent, then the connection closes with reason=framing."""
+    from nine_door import codec
+
+    sock = socket.create_connection(("127.0.0.1", served.listener.port), timeout=10)
+    sock.sendall(codec.encode(m.Tversion(m.NOTAG, 8192, "9P2000.L")) + b"\x03\x00\x00\x00")
+    data = b""
+    while chunk := sock.recv(4096):
+        data += chunk
+    reply = codec.decode_reply(data)
+    assert isinstance(reply, m.Rversion) and reply.msize == 8192
+    wait_for(lambda: any("reason=framing" in line for line in served.audit_lines))
+
+
 def test_connection_cap_is_64(served):
     socks = [socket.create_connection(("127.0.0.1", served.listener.port), timeout=10) for _ in range(64)]
     wait_for(lambda: len(served.listener.conns) == 64)

@@ -100,3 +100,28 @@ def test_watch_lines_come_every_interval_parse_as_key_value_and_keep_the_newest_
     door.on_tick()
     assert text(q, "/proc/ingest/watch").splitlines()[-1].startswith("watch ts_ms=75500 ")
     assert text(q, "/proc/ingest/watch").splitlines()[-2].startswith("watch ts_ms=70500 ")
+
+
+def test_proc_boot_shows_the_telemetry_and_sharding_lines_from_schema_1_2():
+    door, _, _ = make_door({**V12, "telemetry.frame_schema": "cbor_v1"})
+    text = queen(door).cat("/proc/boot").decode()
+    assert "manifest.schema=1.2\n" in text
+    assert ("secure9p msize=8192 walk_depth=8 tags_per_session=8 batch_frames=true\n"
+            "telemetry ring_bytes_per_worker=12 frame_schema=cbor_v1\n"
+            "sharding enable=false width=2 legacy_worker_alias=true\n") in text
+    door, _, _ = make_door()
+    assert "telemetry " not in queen(door).cat("/proc/boot").decode()
+
+
+def test_the_server_publishes_exactly_the_proc_files_the_compiler_lists():
+    """coh-rtc's PROC_NODES (generated from the shipped IR) and the running server's /proc agree."""
+    from nine_door.config import NineDoorConfig
+    from nine_door.server import NineDoor
+    from root_task.generated import bootstrap
+
+    door = NineDoor(NineDoorConfig.from_resolved(bootstrap.RESOLVED, bootstrap.TICKET_SECRETS, "ab" * 32))
+    q = queen(door)
+    found = [f"/proc/{name}" for name in q.ls("/proc") if name == "boot"]
+    for directory in ("9p", "ingest"):
+        found += [f"/proc/{directory}/{name}" for name in q.ls(f"/proc/{directory}")]
+    assert tuple(sorted(found)) == bootstrap.PROC_NODES

@@ -39,7 +39,7 @@ def worker_session(door, worker_id: str, ticket: str, kind: str = "channel") -> 
 
 # -- strict JSON (§6.1) -----------------------------------------------------------------------
 @pytest.mark.parametrize("line", ['{"a":1,"a":2}', '[1]', '{"a":{"b":1,"b":1}}', '{"a":NaN}', '{"a":1}{"b":2}',
-                                  '{', ''])
+                                  '{', '', '{"a":"\\ud800"}', '{"\\udc80":1}', '{"a":["x","\\udfff"]}'])
 def test_jsonline_rejects(line):
     with pytest.raises(JsonLineError):
         parse_object(line)

@@ -43,9 +43,9 @@ def _prepare_image() -> tuple[str | None, str | None, ImageCheck | None]:
     if proc.returncode != 0:
         return None, f"image build failed (exit {proc.returncode}):\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}", check
     rebuilt = check_image(OUT)
-    rebuilt.problems = [f"rebuilt because: {'; '.join(check.problems[:3])}"] if rebuilt.current else rebuilt.problems
     if not rebuilt.current:
         return None, f"image does not match the tree after a rebuild: {rebuilt.describe()}", rebuilt
+    rebuilt.note = f"rebuilt because: {'; '.join(check.problems[:3])}"
     return None, None, rebuilt
 
 
@@ -68,7 +68,7 @@ def pytest_report_collectionfinish(config, start_path, items):
     if skip:
         return f"qemu image: not checked, QEMU tests skip: {skip}"
     if isinstance(check, ImageCheck):
-        note = f" [{check.problems[0]}]" if check.problems else ""
+        note = f" [{check.note}]" if check.note else ""
         return f"qemu image: {check.describe()}{note}"
     return None
 

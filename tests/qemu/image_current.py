@@ -34,6 +34,7 @@ class ImageCheck:
     modules: int = 0
     payload_sha256: str = ""
     kernel_sha256: str = ""
+    note: str = ""             # e.g. why the session rebuilt it (not a problem: the check passed)
 
     @property
     def current(self) -> bool:

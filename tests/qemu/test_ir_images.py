@@ -61,7 +61,7 @@ def test_guest_runs_with_the_values_of_its_ir(guest_factory, test_image):
     image_dir, compiled = test_image
     guest = boot(guest_factory, image_dir)
     serial = guest.serial_text
-    assert f"manifest schema=1.0 sha256={compiled.manifest_sha256}" in serial
+    assert f"manifest schema={compiled.schema} sha256={compiled.manifest_sha256}" in serial
     assert_transcript(serial, "0.0.0.0", TEST_CONSOLE_PORT, 564)
     lines = guest.command_lines("bi")
     assert f"manifest.sha256={compiled.manifest_sha256}" in lines
@@ -84,3 +84,8 @@ def test_linux_v9fs_mounts_ninedoor_inside_the_guest(guest_factory, test_image):
     assert "v9fs append /queen/ctl bytes=32" in log
     assert "v9fs write /proc/boot errno=13" in log  # EACCES (SPEC §3.5)
     assert any(line.startswith("spawned worker-1 ticks=3 ") for line in log)
+    # the worker's cbor_v1 ring and its cursor, through the kernel's 9P client (issue 13)
+    assert any(re.fullmatch(r'v9fs telemetry frames=[1-3] first=seq=1 ts=\d+ kind=heartbeat payload="heartbeat 1"',
+                            line) for line in log), log
+    assert any(re.fullmatch(r"v9fs cursor before cursor=0 oldest=1 next=[2-4]", line) for line in log), log
+    assert any(re.fullmatch(r"v9fs cursor after cursor=2 oldest=1 next=[2-4]", line) for line in log), log

@@ -68,7 +68,7 @@ def test_host_mode_runs_with_the_values_of_its_ir(tmp_path):
     child.expect(pexpect.EOF, timeout=30)
     child.close()
     serial = (tmp_path / "serial.log").read_text()
-    assert f"manifest schema=1.0 sha256={compiled.manifest_sha256}" in serial
+    assert f"manifest schema={compiled.schema} sha256={compiled.manifest_sha256}" in serial
     assert compiled.manifest_sha256 != compile_ir(REPO / "configs" / "root_task.toml").manifest_sha256
     assert_transcript(serial, "127.0.0.1", console, ninep)
 
