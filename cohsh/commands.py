@@ -35,8 +35,8 @@ HELP_LINES = (
     "detach",
     "ping",
     "log",
-    "tail <path>",
-    "cat <path>",
+    "tail [--json] <path>   (cbor_v1 rings: one line per frame; --json: one JSON object per line)",
+    "cat [--json] <path>",
     "ls <path>",
     "echo <text> > <path>",
     "spawn heartbeat ticks=<n> [ttl_s=<n>] [ops=<n>]",
@@ -44,6 +44,7 @@ HELP_LINES = (
     "kill <worker-id>",
     "bind <from> <to>",
     "mount <service> <at>",
+    "consume [--json] <worker-id> [max=<k>]   (read a ring from its cursor, then commit the cursor)",
     "pool bench path=<p> ops=<n> [batch=<k>] [payload=<text>]",
     "help",
     "quit",
@@ -55,13 +56,18 @@ class Command:
     """A shell command ready to execute.
 
     ``wire`` is the console line to send, or ``None`` for commands handled locally (help, quit's
-    local part). ``label`` is the canonical role for ``attach``.
+    local part). ``label`` is the canonical role for ``attach``. ``json`` is the ``--json`` option of
+    ``tail``/``cat``/``consume``; ``worker`` and ``limit`` are ``consume``'s worker id and ``max=``
+    (``consume`` is several console requests; its ``wire`` is the first, the cursor read).
     """
 
     name: str
     wire: str | None
     read_only: bool = False
     label: str | None = None
+    json: bool = False
+    worker: str | None = None
+    limit: int | None = None
 
 
 @dataclass(frozen=True)
@@ -160,6 +166,75 @@ def _one_path(name: str, rest: str, args: list[str]) -> Translation:
     if err is not None:
         return err
     return Command(name, f"{verb} {args[0]}", read_only=name in READ_ONLY)
+
+
+JSON_FLAG = "--json"
+
+
+def _split_flags(verb: str, name: str, args: list[str]) -> tuple[bool, list[str]] | LocalError:
+    """Remove ``--json`` (anywhere among the arguments); any other ``--`` word is refused."""
+    json_mode = False
+    rest: list[str] = []
+    for arg in args:
+        if arg == JSON_FLAG:
+            json_mode = True
+        elif arg.startswith("--"):
+            return policy_error(verb, "missing-argument", f"{name}: unknown option {arg}")
+        else:
+            rest.append(arg)
+    return json_mode, rest
+
+
+def _read_path(name: str, rest: str, args: list[str]) -> Translation:
+    """``tail``/``cat [--json] <path>``: the wire line is the plain verb; ``--json`` only changes how
+    cohsh prints the content (the ack, and so the script response line, is untouched)."""
+    verb = name.upper()
+    split = _split_flags(verb, name, args)
+    if isinstance(split, LocalError):
+        return split
+    json_mode, words = split
+    if len(words) != 1:
+        return policy_error(verb, "missing-argument", f"usage: {name} [--json] <path>")
+    err = _check_path(verb, words[0])
+    if err is not None:
+        return err
+    return Command(name, f"{verb} {words[0]}", read_only=True, json=json_mode)
+
+
+def ring_paths(worker_id: str) -> tuple[str, str]:
+    """``(/worker/<id>/cursor, /worker/<id>/telemetry)``."""
+    return f"/worker/{worker_id}/cursor", f"/worker/{worker_id}/telemetry"
+
+
+def _consume(name: str, rest: str, args: list[str]) -> Translation:
+    usage = "usage: consume [--json] <worker-id> [max=<k>]"
+    split = _split_flags("CONSUME", name, args)
+    if isinstance(split, LocalError):
+        return split
+    json_mode, words = split
+    limit: int | None = None
+    positional: list[str] = []
+    for word in words:
+        key, eq, value = word.partition("=")
+        if eq and key == "max":
+            if not value.isascii() or not value.isdigit():
+                return policy_error("CONSUME", "invalid-payload", "max must be a non-negative integer")
+            limit = int(value)
+        elif eq:
+            return policy_error("CONSUME", "invalid-payload", f"unknown consume option {key}")
+        else:
+            positional.append(word)
+    if len(positional) != 1:
+        return policy_error("CONSUME", "missing-argument", usage)
+    worker_id = positional[0]
+    if "/" in worker_id:
+        return policy_error("CONSUME", "invalid-path", f"invalid worker id {worker_id}: contains '/'")
+    cursor_path, ring_path = ring_paths(worker_id)
+    for path in (cursor_path, ring_path):
+        err = _check_path("CONSUME", path)
+        if err is not None:
+            return err
+    return Command("consume", f"CAT {cursor_path}", json=json_mode, worker=worker_id, limit=limit)
 
 
 def _unquote(text: str) -> str:
@@ -286,8 +361,9 @@ _HANDLERS = {
     "help": _no_args(None),
     "quit": _no_args("quit"),
     "log": _no_args("LOG"),
-    "tail": _one_path,
-    "cat": _one_path,
+    "tail": _read_path,
+    "cat": _read_path,
+    "consume": _consume,
     "ls": _one_path,
     "echo": _echo,
     "spawn": _spawn,

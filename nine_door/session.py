@@ -122,12 +122,18 @@ class Session:
         the returned list in one write answers a pipelined burst with one syscall. The reader's
         limit follows the negotiated msize (:meth:`_set_msize`), so a Tversion applies to the
         frames buffered behind it. Raises FramingLost: the transport must be closed.
+
+        §3.12 on a stream: the frames of one call are in flight together (none of their replies is
+        sent before the call returns), so the tag window and the duplicate-tag rule apply to them as
+        to the frames of one batch message.
         """
         out: list[bytes] = []
         append = out.append
         pop = self._reader.pop
         execute = self._execute
         outstanding = self.door.outstanding
+        in_flight: set[int] = set()
+        window = self.door.config.tags_per_session
         self._reader.push(data)
         while True:
             event = pop()
@@ -135,7 +141,8 @@ class Session:
                 return out
             outstanding.admit()
             if event.__class__ is bytes:
-                append(execute(event))
+                refusal = _admission(event, in_flight, window)
+                append(execute(event) if refusal is None else self._error(codec.peek_tag(event), refusal))
             else:                                  # codec.Oversize: read and dropped (§3.10)
                 append(self._error(event.tag, EMSGSIZE))
             outstanding.done()
@@ -154,19 +161,13 @@ class Session:
         admitted: list[bytes | None] = []
         replies: list[bytes | None] = []
         for frame in frames:
-            tag = codec.peek_tag(frame)
-            is_flush = frame[4] == TFLUSH
-            if tag in in_flight:
-                replies.append(self._error(tag, EINVAL))
-                admitted.append(None)
-            elif not is_flush and len(in_flight) >= window:
-                replies.append(self._error(tag, EBUSY))
-                admitted.append(None)
-            else:
-                if not is_flush:
-                    in_flight.add(tag)
+            refusal = _admission(frame, in_flight, window)
+            if refusal is None:
                 replies.append(None)
                 admitted.append(frame)
+            else:
+                replies.append(self._error(codec.peek_tag(frame), refusal))
+                admitted.append(None)
         outstanding = self.door.outstanding
         outstanding.admit(len(admitted))          # every frame of the message is in flight (§3.12)
         for index, frame in enumerate(admitted):
@@ -467,6 +468,21 @@ class Session:
 
 
 _decode = codec.decode
+
+
+def _admission(frame: bytes, in_flight: set, window: int) -> int | None:
+    """§3.12 for one frame arriving while ``in_flight`` tags await their replies: EINVAL for a tag
+    already in flight (checked first), EBUSY when the window is full (Tflush is exempt); else None,
+    and the tag is now in flight."""
+    tag = frame[5] | (frame[6] << 8)
+    if tag in in_flight:
+        return EINVAL
+    if frame[4] == TFLUSH:
+        return None
+    if len(in_flight) >= window:
+        return EBUSY
+    in_flight.add(tag)
+    return None
 
 # Message class → handler: one dict lookup instead of an isinstance chain per request.
 _HANDLERS = {

@@ -44,11 +44,35 @@ def pipelined_ops(fids) -> list[bytes]:
 
 
 # -- coalesced stream input ---------------------------------------------------------------------
+PIPELINED = {"secure9p.tags_per_session": 32}   # schema ≥ 1.1: bursts are within the window (§3.12)
+
+
+def test_a_stream_burst_is_admitted_against_the_tag_window():
+    """§3.12 on a stream: the frames of one read are in flight together; a duplicate tag is EINVAL (the
+    original still answered), frames beyond the window are EBUSY, Tflush is exempt."""
+    door, _, _ = make_door({"secure9p.tags_per_session": 2})
+    session = queen(door, stream=True).session
+    frames = [m.Tgetattr(1, 0, m.GETATTR_BASIC), m.Tgetattr(1, 0, m.GETATTR_BASIC),
+              m.Tgetattr(2, 0, m.GETATTR_BASIC), m.Tflush(3, 1), m.Tgetattr(4, 0, m.GETATTR_BASIC)]
+    replies = [codec.decode_reply(f) for f in session.feed(b"".join(codec.encode(f) for f in frames))]
+    assert [type(r).__name__ for r in replies] == ["Rgetattr", "Rlerror", "Rgetattr", "Rflush", "Rlerror"]
+    assert (replies[1].tag, replies[1].ecode) == (1, E.EINVAL)
+    assert (replies[4].tag, replies[4].ecode) == (4, E.EBUSY)
+    # the next read is a new set of requests: the window is free again
+    assert isinstance(codec.decode_reply(session.feed(codec.encode(m.Tgetattr(1, 0, 1)))[0]), m.Rgetattr)
+
+
+def test_a_legacy_session_pipelines_nothing():
+    door, _, _ = make_door()             # schema 1.0: tags_per_session = 1
+    session = queen(door, stream=True).session
+    burst = codec.encode(m.Tgetattr(1, 0, 1)) + codec.encode(m.Tgetattr(2, 0, 1))
+    replies = [codec.decode_reply(f) for f in session.feed(burst)]
+    assert isinstance(replies[0], m.Rgetattr) and replies[1] == m.Rlerror(2, E.EBUSY)
 def test_burst_replies_match_one_frame_at_a_time_in_order():
     fids = range(10, 18)
-    door_a, _, _ = make_door()
+    door_a, _, _ = make_door(PIPELINED)
     burst_session = queen(door_a, stream=True).session
-    door_b, _, _ = make_door()
+    door_b, _, _ = make_door(PIPELINED)
     single_session = queen(door_b, stream=True).session
     for batch in pipelined_ops(fids):
         got = burst_session.feed(batch)
@@ -63,7 +87,7 @@ def test_burst_replies_match_one_frame_at_a_time_in_order():
 
 
 def test_bad_frames_inside_a_burst_are_answered_per_frame():
-    door, _, _ = make_door()
+    door, _, _ = make_door(PIPELINED)
     raw = queen(door, stream=True)
     truncated = struct.pack("<IBH", 9, m.TCLUNK, 3) + b"\0\0"          # body too short → EINVAL
     oversize = struct.pack("<IBH", 9000, m.TWRITE, 5) + bytes(8993)     # > msize → EMSGSIZE
@@ -80,7 +104,7 @@ def test_bad_frames_inside_a_burst_are_answered_per_frame():
 
 
 def test_tversion_in_a_burst_sets_the_limit_for_the_frames_behind_it():
-    door, _, _ = make_door()
+    door, _, _ = make_door(PIPELINED)
     session = door.open_session(ChannelBinding(kind="console", origin="serial"))
     write_600 = codec.encode(m.Twrite(2, 1, 0, b"x" * 600))
     got = replies(session, codec.encode(m.Tversion(m.NOTAG, 512, "9P2000.L")) + write_600)
@@ -90,7 +114,7 @@ def test_tversion_in_a_burst_sets_the_limit_for_the_frames_behind_it():
 
 
 def test_frames_before_lost_framing_in_the_same_read_still_execute():
-    door, _, _ = make_door()
+    door, _, _ = make_door(PIPELINED)
     raw = queen(door, stream=True)
     raw.walk(0, 1, "proc")
     with pytest.raises(FramingLost):
@@ -157,7 +181,7 @@ def _tcp_queen(door):
 
 @pytest.mark.parametrize("accept", [None, 100])
 def test_listener_answers_a_read_with_one_write_and_queues_the_rest(accept):
-    door, _, _ = make_door()
+    door, _, _ = make_door(PIPELINED)
     pump = _FakePump()
     listener = NinePListener(pump, door, "127.0.0.1", 0, lambda line: None)
     batch = pipelined_ops(range(10, 18))[0]

@@ -75,7 +75,7 @@ def test_a_lone_surrogate_ctl_line_does_not_end_the_server():
 
 
 def test_codec_defect_on_a_stream_answers_that_frame_and_the_next_ones_run(monkeypatch, capsys):
-    door, _, _ = make_door()
+    door, _, _ = make_door({"secure9p.tags_per_session": 32})
     q = queen(door, stream=True)
     real = session_module._decode
 
