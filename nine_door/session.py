@@ -135,17 +135,19 @@ class Session:
         in_flight: set[int] = set()
         window = self.door.config.tags_per_session
         self._reader.push(data)
-        while True:
-            event = pop()
-            if event is None:
-                return out
-            outstanding.admit()
-            if event.__class__ is bytes:
-                refusal = _admission(event, in_flight, window)
-                append(execute(event) if refusal is None else self._error(codec.peek_tag(event), refusal))
-            else:                                  # codec.Oversize: read and dropped (§3.10)
-                append(self._error(event.tag, EMSGSIZE))
-            outstanding.done()
+        try:
+            while True:
+                event = pop()
+                if event is None:
+                    return out
+                outstanding.admit()                # answered when the caller sends ``out``
+                if event.__class__ is bytes:
+                    refusal = _admission(event, in_flight, window)
+                    append(execute(event) if refusal is None else self._error(codec.peek_tag(event), refusal))
+                else:                              # codec.Oversize: read and dropped (§3.10)
+                    append(self._error(event.tag, EMSGSIZE))
+        finally:
+            outstanding.done(len(out))
 
     def handle_message(self, message: bytes) -> list[bytes]:
         """Message transport: one message of 1..N whole frames in, one reply per frame out (§3.12)."""
@@ -170,10 +172,12 @@ class Session:
                 admitted.append(None)
         outstanding = self.door.outstanding
         outstanding.admit(len(admitted))          # every frame of the message is in flight (§3.12)
-        for index, frame in enumerate(admitted):
-            if frame is not None:
-                replies[index] = self._execute(frame)
-            outstanding.done()
+        try:
+            for index, frame in enumerate(admitted):
+                if frame is not None:
+                    replies[index] = self._execute(frame)
+        finally:
+            outstanding.done(len(admitted))        # answered when the caller sends the replies
         return [reply for reply in replies if reply is not None]
 
     def close(self) -> None:

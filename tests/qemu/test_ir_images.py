@@ -89,3 +89,16 @@ def test_linux_v9fs_mounts_ninedoor_inside_the_guest(guest_factory, test_image):
                             line) for line in log), log
     assert any(re.fullmatch(r"v9fs cursor before cursor=0 oldest=1 next=[2-4]", line) for line in log), log
     assert any(re.fullmatch(r"v9fs cursor after cursor=2 oldest=1 next=[2-4]", line) for line in log), log
+
+
+def test_c12_and_c15_over_the_forwarded_9p_port(guest_factory, test_image):
+    """Issue 13 acceptance 1: rings (C12) and observability counters (C15) against the booted guest,
+    through its 9P listener as forwarded by QEMU (tests/conformance_telemetry.py)."""
+    from nine_door import tickets
+    from tests.conformance_telemetry import Target, run_c12_c15
+
+    image_dir, compiled = test_image
+    guest = boot(guest_factory, image_dir)
+    ticket = tickets.mint(compiled.ticket_secrets["queen"], "queen")
+    result = run_c12_c15(Target("127.0.0.1", guest.ninep_port, ticket), settle_s=30.0)
+    assert result["capacity"] == compiled.resolved["telemetry"]["ring_bytes_per_worker"]
