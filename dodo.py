@@ -243,12 +243,16 @@ def task_bench_fairness():
 
 
 def task_bench():
-    """NineDoor vs diod (same client, same run) and codec µs/message → docs/benchmarks.md.
+    """NineDoor vs diod (same client, same run), codec µs/message, telemetry rings (ring vs diod appends,
+    ingest latency under 64 workers, memory per idle ring) and cohsh pools (vs one by one, vs p9fs)
+    → docs/benchmarks.md.
 
     ``--quick``: 0.2 s per cell; ``--report PATH``: write there instead. Further benches: ``bench_action``.
     """
     return {
-        "actions": [bench_action("bench/bench_ninep.py", quick_args=("--seconds", "0.2"))],
+        "actions": [bench_action("bench/bench_ninep.py", quick_args=("--seconds", "0.2")),
+                    bench_action("bench/bench_telemetry.py", quick_args=("--quick",)),
+                    bench_action("bench/bench_pool.py", quick_args=("--quick",))],
         "params": [QUICK, REPORT],
         "uptodate": [False],
         "verbosity": 2,

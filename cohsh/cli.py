@@ -12,6 +12,7 @@ from typing import Callable, Mapping, NoReturn, Sequence, TextIO
 
 from cohsh import script
 from cohsh.mint import MintError, MintRequest, mint_ticket
+from cohsh.pool import PoolError, PoolOptions, PoolPolicy
 from cohsh.repl import run_repl, setup_history
 from cohsh.script import Outcome, ScriptAborted
 from cohsh.shell import Shell
@@ -24,7 +25,7 @@ EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_TRANSPORT = 0, 1, 2, 3
 TRANSPORTS = ("mock", "qemu", "tcp")
 # Commands that must not be preceded by the one-shot auto-attach.
 _NO_AUTO_ATTACH = frozenset({"attach", "login", "help", "quit", "detach"})
-_LOCAL_ONLY = frozenset({"help", "pool"})
+_LOCAL_ONLY = frozenset({"help"})
 
 
 class UsageError(Exception):
@@ -68,8 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ticket-secret")
     p.add_argument("--ticket-config", metavar="ROOT_TASK_TOML")
     p.add_argument("--policy", metavar="FILE", help="cohsh_policy.toml (env COHSH_POLICY)")
-    p.add_argument("--9p-host", dest="ninep_host", default="127.0.0.1")
-    p.add_argument("--9p-port", dest="ninep_port", type=_port, default=HOST_NINEP_PORT)
+    p.add_argument("--9p-host", dest="ninep_host", default="127.0.0.1", help="9P endpoint of session pools (default 127.0.0.1)")
+    p.add_argument("--9p-port", dest="ninep_port", type=_port, default=HOST_NINEP_PORT,
+                   help="9P port of session pools (default %(default)s; ignored with --transport mock)")
     p.add_argument("--mock-ir", default="configs/root_task.toml", help="IR for --transport mock")
     p.add_argument("--qemu-kernel")
     p.add_argument("--qemu-initrd")
@@ -114,11 +116,14 @@ def resolve_settings(args: argparse.Namespace, env: Mapping[str, str]) -> Settin
 
 
 class _System:
-    """The transport's connector plus whatever must be stopped on exit."""
+    """The transport's connector plus whatever must be stopped on exit; ``ninep_endpoint`` (mock only)
+    says where session pools connect instead of ``--9p-host``/``--9p-port``."""
 
-    def __init__(self, connector: Connector, stop: Callable[[], None] = lambda: None) -> None:
+    def __init__(self, connector: Connector, stop: Callable[[], None] = lambda: None,
+                 ninep_endpoint: Callable[[], tuple[str, int]] | None = None) -> None:
         self.connector = connector
         self.stop = stop
+        self.ninep_endpoint = ninep_endpoint
 
 
 def make_system(settings: Settings, args: argparse.Namespace) -> _System:
@@ -126,7 +131,7 @@ def make_system(settings: Settings, args: argparse.Namespace) -> _System:
         return _System(tcp_connector(settings.tcp_host, settings.tcp_port))
     if settings.transport == "mock":
         mock = MockSystem(args.mock_ir)
-        return _System(mock.connect, mock.stop)
+        return _System(mock.connect, mock.stop, mock.ninep_endpoint)
     qemu = QemuSystem(QemuOptions(args.qemu_kernel, args.qemu_initrd, args.qemu_bin, tuple(args.qemu_arg)))
     return _System(qemu.connect, qemu.stop)
 
@@ -142,6 +147,32 @@ class _ScriptExecutor:
             return self._shell.execute(line)
         except TransportLost as exc:
             raise ScriptAborted(exc.reason) from None
+
+
+def load_policy(path: str | None) -> PoolPolicy:
+    """``--policy`` / ``COHSH_POLICY`` (SPEC §11.1): the generated ``cohsh_policy.toml``, else built-in
+    defaults. An unreadable file or a value outside its bounds is a usage error (exit 2)."""
+    if not path:
+        return PoolPolicy()
+    try:
+        return PoolPolicy.from_file(path)
+    except PoolError as exc:
+        raise UsageError(exc.message) from None
+
+
+def pool_options(settings: Settings, args: argparse.Namespace, env: Mapping[str, str],
+                 system: "_System | None", policy: PoolPolicy) -> PoolOptions:
+    """How this run's shell builds its session pool (SPEC §11.7): the 9P endpoint (``--9p-host``/
+    ``--9p-port``; the in-process system's listener for ``--transport mock``), the policy, and what
+    mints a ticket when none is given (``--ticket-secret``, ``COHSH_TICKET_SECRET``, the IR named by
+    ``--ticket-config`` / ``COHSH_TICKET_CONFIG``, else — for mock — the mock IR)."""
+    endpoint = system.ninep_endpoint if system is not None else None
+    config = args.ticket_config or env.get("COHSH_TICKET_CONFIG") or (
+        args.mock_ir if settings.transport == "mock" else None)
+    return PoolOptions(host=args.ninep_host, port=args.ninep_port, endpoint=endpoint,
+                       policy=policy, role=args.role, ticket=args.ticket,
+                       subject=args.ticket_subject, secret=args.ticket_secret, ticket_config=config,
+                       env=env)
 
 
 def _err(stream: TextIO, message: str) -> None:
@@ -228,6 +259,7 @@ def _main(args: argparse.Namespace, env: Mapping[str, str], out: TextIO, err: Te
         out.write(f"check ok: {args.check}\n")
         return EXIT_OK
     settings = resolve_settings(args, env)
+    policy = load_policy(settings.policy)  # a bad policy is a usage error before anything connects
     command = " ".join(args.command).strip()
     if args.script and command:
         raise UsageError("--script cannot be combined with a COMMAND")
@@ -238,19 +270,21 @@ def _main(args: argparse.Namespace, env: Mapping[str, str], out: TextIO, err: Te
             script.write_failure(failure, err)
             return EXIT_FAIL
     if command and command.split()[0].lower() in _LOCAL_ONLY:
-        # help and pool bench answer locally: no connection is needed.
+        # help answers locally: no connection is needed.
         shell = Shell(ConsoleClient(_no_connection, ""), out, errors=err)
         outcome = shell.execute(command)
         return EXIT_FAIL if (outcome.response or "").startswith("ERR") else EXIT_OK
     system = make_system(settings, args)
     if args.verbose:
-        err.write(f"cohsh: transport={settings.transport} console={settings.tcp_host}:{settings.tcp_port}\n")
+        err.write(f"cohsh: transport={settings.transport} console={settings.tcp_host}:{settings.tcp_port} "
+                  f"9p={args.ninep_host}:{args.ninep_port}\n")
     try:
+        pool = pool_options(settings, args, env, system, policy)
         if source is not None:
-            return _run_script(system, settings, args, source, out, err)
+            return _run_script(system, settings, args, source, out, err, pool)
         if command:
-            return _run_one_shot(system, settings, args, command, out, err)
-        return _run_interactive(system, settings, args, out, err, read_line)
+            return _run_one_shot(system, settings, args, command, out, err, pool)
+        return _run_interactive(system, settings, args, out, err, read_line, pool)
     finally:
         system.stop()
 
@@ -269,11 +303,11 @@ def _connect(client: ConsoleClient, err: TextIO) -> bool:
 
 
 def _run_script(system: _System, settings: Settings, args: argparse.Namespace, source: str,
-                out: TextIO, err: TextIO) -> int:
+                out: TextIO, err: TextIO, pool: PoolOptions) -> int:
     client = ConsoleClient(system.connector, settings.auth_token, reconnect=False)
     if not _connect(client, err):
         return EXIT_TRANSPORT
-    shell = Shell(client, out)
+    shell = Shell(client, out, pool_options=pool)
     try:
         if args.role and not _startup_attach(shell, args.role, args.ticket, err):
             return EXIT_FAIL
@@ -283,6 +317,7 @@ def _run_script(system: _System, settings: Settings, args: argparse.Namespace, s
     try:
         failure = script.run(source, _ScriptExecutor(shell))
     finally:
+        shell.close()
         client.close()
     if failure is None:
         return EXIT_OK
@@ -291,11 +326,11 @@ def _run_script(system: _System, settings: Settings, args: argparse.Namespace, s
 
 
 def _run_one_shot(system: _System, settings: Settings, args: argparse.Namespace, command: str,
-                  out: TextIO, err: TextIO) -> int:
+                  out: TextIO, err: TextIO, pool: PoolOptions) -> int:
     client = ConsoleClient(system.connector, settings.auth_token, reconnect=False)
     if not _connect(client, err):
         return EXIT_TRANSPORT
-    shell = Shell(client, out, errors=err, raw_b64=True)
+    shell = Shell(client, out, errors=err, raw_b64=True, pool_options=pool)
     try:
         if command.split()[0].lower() not in _NO_AUTO_ATTACH:
             if not _startup_attach(shell, args.role or "queen", args.ticket, err):
@@ -307,17 +342,20 @@ def _run_one_shot(system: _System, settings: Settings, args: argparse.Namespace,
         _err(err, f"connection lost: {exc.reason}")
         return EXIT_TRANSPORT
     finally:
+        shell.close()
         client.close()
     response = outcome.response
     if response is None or response.startswith("ERR"):
         if response is not None and not shell.last_was_local:
             _err(err, f"command failed: {response}")
+        if shell.pool_error is not None and shell.pool_error.transport:
+            return EXIT_TRANSPORT        # the 9P endpoint could not be reached (SPEC §11.3)
         return EXIT_FAIL
     return EXIT_OK
 
 
 def _run_interactive(system: _System, settings: Settings, args: argparse.Namespace, out: TextIO,
-                     err: TextIO, read_line: Callable[[str], str] | None) -> int:
+                     err: TextIO, read_line: Callable[[str], str] | None, pool: PoolOptions) -> int:
     def notify(line: str) -> None:
         out.write(line + "\n")
         out.flush()
@@ -325,7 +363,7 @@ def _run_interactive(system: _System, settings: Settings, args: argparse.Namespa
     client = ConsoleClient(system.connector, settings.auth_token, reconnect=True, notify=notify)
     if not _connect(client, err):
         return EXIT_TRANSPORT
-    shell = Shell(client, out)
+    shell = Shell(client, out, pool_options=pool)
     save_history: Callable[[], None] = lambda: None
     if read_line is None:
         save_history = setup_history()
@@ -338,6 +376,7 @@ def _run_interactive(system: _System, settings: Settings, args: argparse.Namespa
         return EXIT_TRANSPORT
     finally:
         save_history()
+        shell.close()
         client.close()
     return EXIT_OK
 

@@ -68,6 +68,17 @@ class Command:
     json: bool = False
     worker: str | None = None
     limit: int | None = None
+    pool: "PoolBench | None" = None
+
+
+@dataclass(frozen=True)
+class PoolBench:
+    """``pool bench path=<p> ops=<n> [batch=<k>] [payload=<text>]`` (SPEC §11.7), validated."""
+
+    path: str
+    ops: int
+    batch: int = 4
+    payload: str = "bench"
 
 
 @dataclass(frozen=True)
@@ -347,10 +358,48 @@ def _mount(name: str, rest: str, args: list[str]) -> Translation:
     return _ctl("mount", {"mount": {"service": args[0], "at": args[1]}})
 
 
+POOL_BENCH_USAGE = "usage: pool bench path=<p> ops=<n> [batch=<k>] [payload=<text>]"
+MAX_BENCH_OPS = 10_000_000
+MAX_BENCH_BATCH = 1024
+
+
+def _pool_error(reason: str, message: str) -> LocalError:
+    """A local refusal of ``pool``, in the command's own grammar (printed as is, SPEC §11.7)."""
+    return LocalError(f"ERR POOL BENCH reason={reason} msg={message}", message, print_line=True)
+
+
 def _pool(name: str, rest: str, args: list[str]) -> Translation:
-    # Session pools (SPEC §11.7) are milestone M12; until then the command answers in its own grammar.
-    message = "session pools are not implemented in this build"
-    return LocalError(f"ERR POOL BENCH reason=unsupported msg={message}", message, print_line=True)
+    """``pool bench …``: executed by the shell through a session pool (cohsh/pool.py), not the console."""
+    if not args or args[0].lower() != "bench":
+        return _pool_error("policy", POOL_BENCH_USAGE)
+    opts: dict[str, str] = {}
+    for word in args[1:]:
+        key, eq, value = word.partition("=")
+        if not eq or not key or not value:
+            return _pool_error("policy", f"malformed pool bench option {word} ({POOL_BENCH_USAGE})")
+        if key not in ("path", "ops", "batch", "payload"):
+            return _pool_error("policy", f"unknown pool bench option {key} ({POOL_BENCH_USAGE})")
+        if key in opts:
+            return _pool_error("policy", f"pool bench option {key} given twice")
+        opts[key] = value
+    missing = [key for key in ("path", "ops") if key not in opts]
+    if missing:
+        return _pool_error("policy", f"pool bench requires {' and '.join(missing)} ({POOL_BENCH_USAGE})")
+    problem = path_problem(opts["path"])
+    if problem is not None:
+        return _pool_error("invalid-path", f"invalid path {opts['path']}: {problem}")
+    numbers: dict[str, int] = {}
+    for key, high in (("ops", MAX_BENCH_OPS), ("batch", MAX_BENCH_BATCH)):
+        if key not in opts:
+            continue
+        value = opts[key]
+        if not value.isascii() or not value.isdigit() or not 1 <= int(value) <= high:
+            return _pool_error("policy", f"{key} must be an integer 1..{high}, got {value}")
+        numbers[key] = int(value)
+    payload = opts.get("payload", "bench")
+    if not payload.isprintable():
+        return _pool_error("policy", "payload must be printable text")
+    return Command("pool", None, pool=PoolBench(opts["path"], numbers["ops"], numbers.get("batch", 4), payload))
 
 
 _HANDLERS = {

@@ -18,10 +18,12 @@ import binascii
 import json
 import re
 import sys
+import time
 from dataclasses import dataclass
 from typing import TextIO
 
 from cohsh.commands import HELP_LINES, Command, LocalError, ring_paths, translate
+from cohsh.pool import Pool, PoolError, PoolOptions
 from cohsh.script import Outcome
 from cohsh.transport_tcp import CommandInterrupted, ConsoleClient, Reply
 from nine_door.frame_v1 import Frame, FrameError, decode_one, describe, to_json
@@ -181,6 +183,45 @@ def parse_cursor(lines: tuple[str, ...] | list[str]) -> tuple[int, int, int] | N
     return c, o, n
 
 
+class BenchProgress:
+    """``pool bench`` progress on a terminal: one line rewritten in place (``\r``), at most 10 times a
+    second, shown only once a run has lasted 0.3 s, and erased before the result line is printed."""
+
+    DELAY_S = 0.3
+    PERIOD_S = 0.1
+
+    def __init__(self, out: TextIO, clock=time.monotonic) -> None:
+        self.out = out
+        self.clock = clock
+        self.started = clock()
+        self.last = 0.0
+        self.width = 0
+
+    def __call__(self, done: int, total: int) -> None:
+        now = self.clock()
+        if now - self.started < self.DELAY_S or (now - self.last < self.PERIOD_S and done < total):
+            return
+        self.last = now
+        rate = done / (now - self.started) if now > self.started else 0.0
+        text = f"[pool] bench {done}/{total} appends ({100 * done // max(total, 1)}%, {rate:,.0f}/s)"
+        self.out.write("\r" + text.ljust(self.width))
+        self.out.flush()
+        self.width = len(text)
+
+    def clear(self) -> None:
+        if self.width:
+            self.out.write("\r" + " " * self.width + "\r")
+            self.out.flush()
+            self.width = 0
+
+
+def _is_tty(stream: TextIO) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
 def _role_from_ack(ack: str, fallback: str) -> str:
     for token in ack.split()[2:]:
         if token.startswith("role="):
@@ -203,6 +244,7 @@ class Shell:
         *,
         errors: TextIO | None = None,
         raw_b64: bool = False,
+        pool_options: PoolOptions | None = None,
     ) -> None:
         self.client = client
         self.out = out
@@ -211,6 +253,18 @@ class Shell:
         self.attach_count = 0
         self.label: str | None = None
         self.last_was_local = False  # the last response line was synthesised locally
+        # Session pools (SPEC §11.7): built on the first ``pool`` command for the current identity.
+        self.pool_options = pool_options if pool_options is not None else PoolOptions()
+        self.attach_ticket: str | None = None
+        self.pool_error: PoolError | None = None   # the last pool failure (the CLI picks the exit code)
+        self._pool: Pool | None = None
+        self._pool_key: tuple[str, str | None] | None = None
+
+    def close(self) -> None:
+        """Release what the shell holds besides the console (the session pool)."""
+        if self._pool is not None:
+            pool, self._pool, self._pool_key = self._pool, None, None
+            pool.close()
 
     def say(self, line: str) -> None:
         self.out.write(line + "\n")
@@ -253,6 +307,8 @@ class Shell:
             return Outcome("OK DETACH")
         if translated.name == "consume":
             return self._consume(translated)
+        if translated.name == "pool":
+            return self._pool_bench(translated)
         assert translated.wire is not None
         try:
             reply = self.client.request(translated.wire, read_only=translated.read_only)
@@ -263,6 +319,8 @@ class Shell:
         if translated.name == "attach" and reply.ack.startswith("OK ATTACH"):
             self.attach_count += 1
             self.label = _role_from_ack(reply.ack, translated.label or "")
+            words = translated.wire.split()
+            self.attach_ticket = words[2] if len(words) > 2 else None
             self.client.remember_attach(translated.wire)
             self.say(f"attached session {self.attach_count} as {self.label}")
         return Outcome(reply.ack)
@@ -374,3 +432,49 @@ class Shell:
                 return failed
         self.say(f"consumed {count} records, cursor={new_cursor}")
         return Outcome(f"OK CONSUME worker={command.worker} records={count} cursor={new_cursor}")
+
+    # -- pool bench (SPEC §11.7) -------------------------------------------------------------------
+
+    def _pool_for_identity(self) -> Pool:
+        """The pool of the current identity: the attached role and its ticket, else ``--role`` /
+        ``--ticket``, else queen (a ticket is minted when none is known, cohsh/pool.py)."""
+        options = self.pool_options
+        role = self.label or options.role or "queen"
+        ticket = self.attach_ticket if self.label is not None else None
+        ticket = ticket or options.ticket
+        key = (role, ticket)
+        if self._pool is None or self._pool_key != key:
+            self.close()
+            self._pool = options.make(role, ticket)
+            self._pool_key = key
+        return self._pool
+
+    def _pool_bench(self, command: Command) -> Outcome:
+        """Append ``<payload>-<i>\n`` (i = 1..ops) through the telemetry sessions; print exactly one
+        result line, ``OK POOL BENCH …`` or ``ERR POOL BENCH reason=<token> msg=<text>``."""
+        bench = command.pool
+        assert bench is not None
+        self.pool_error = None
+        progress = BenchProgress(self.out) if _is_tty(self.out) else None
+        try:
+            pool = self._pool_for_identity()
+            pool.open()
+            records = [f"{bench.payload}-{i}\n".encode() for i in range(1, bench.ops + 1)]
+            started = time.perf_counter()
+            try:
+                result = pool.append_many(bench.path, records, batch=bench.batch, progress=progress)
+            finally:
+                if progress is not None:
+                    progress.clear()
+            elapsed_ms = round((time.perf_counter() - started) * 1000)
+        except PoolError as exc:
+            if exc.transport and self._pool is not None:
+                self.close()            # rebuilt from scratch next time (the endpoint may come back)
+            self.pool_error = exc
+            line = exc.line("POOL BENCH")
+            self.say(line)
+            return Outcome(line)
+        line = (f"OK POOL BENCH ops={bench.ops} short_writes={result.short_writes} "
+                f"retries={result.retries} elapsed_ms={elapsed_ms}")
+        self.say(line)
+        return Outcome(line)

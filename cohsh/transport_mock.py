@@ -15,6 +15,9 @@ class HostSystem(Protocol):
 
     def connect_console(self) -> socket.socket: ...
 
+    @property
+    def ninep_port(self) -> int: ...
+
     def stop(self) -> None: ...
 
 
@@ -37,6 +40,25 @@ class MockSystem:
 
     def connect(self) -> socket.socket:
         """A ``Connector``: one end of a fresh socket pair attached to a console session."""
+        self._start()
+        try:
+            return self._system.connect_console()
+        except OSError:
+            raise
+        except Exception as exc:
+            raise ConnectionError(f"mock console unavailable: {exc}") from None
+
+    def ninep_endpoint(self) -> tuple[str, int]:
+        """Where the in-process system's 9P listener is (host mode always offers one, on an ephemeral
+        loopback port): session pools (SPEC §11.7) connect there, so they exercise the same listener,
+        sessions and ticket checks as against ``cohesix-host``."""
+        self._start()
+        port = getattr(self._system, "ninep_port", 0)
+        if not port:
+            raise ConnectionError("the mock system offers no 9P listener")
+        return "127.0.0.1", port
+
+    def _start(self) -> None:
         if self._system is None:
             try:
                 self._system = self._starter(self._ir_path)
@@ -46,12 +68,6 @@ class MockSystem:
                 raise
             except Exception as exc:  # an invalid IR, for instance: report it as a failed connect
                 raise ConnectionError(f"mock system failed to start: {exc}") from None
-        try:
-            return self._system.connect_console()
-        except OSError:
-            raise
-        except Exception as exc:
-            raise ConnectionError(f"mock console unavailable: {exc}") from None
 
     def stop(self) -> None:
         if self._system is not None:

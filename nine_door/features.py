@@ -18,8 +18,10 @@ Decisions, key by key (from reading nine_door/ and root_task/):
   admits frames against the window, answers duplicates EINVAL and refuses batches EBUSY (SPEC §3.12).
 * ``secure9p.short_write_policy`` is honoured: armed telemetry rings answer short counts, and 0 only when
   it is enabled (EAGAIN otherwise); workers wait at least its ``backoff_ms`` before a resend.
-* ``client_policies.retry.short_write`` is honoured by the workers' §3.13 client (``Client.write_all``);
-  ``client_policies.cohsh.pool`` is not (cohsh has no session pools yet).
+* ``client_policies.retry.short_write`` is honoured by the workers' §3.13 client (``Client.write_all``)
+  and by cohsh session pools; ``client_policies.cohsh.pool`` is honoured by cohsh session pools
+  (``cohsh/pool.py``, SPEC §11.7), which take their sizes and retries from the generated
+  ``cohsh_policy.toml`` (``cohsh --policy``).
 * ``observability`` is honoured: ``/proc/9p/*``, ``/proc/ingest/*`` and the ``watch`` log (SPEC §12).
 * ``gpu.backend``: no GPU provider exists (``NineDoor._spawn_gpu`` registers none, there is no /gpu
   tree), so only ``"none"`` is honoured, although SPEC's default is ``"mock"``.
@@ -37,8 +39,6 @@ NOT_IMPLEMENTED: dict[str, tuple[Any, ...]] = {
     # key: values honoured by this build
     "gpu.backend": ("none",),
     "sharding.enable": (False,),
-    "client_policies.cohsh.pool.control": (2,),
-    "client_policies.cohsh.pool.telemetry": (4,),
     "cas.enable": (False,),
     "cas.delta.enable": (False,),
 }

@@ -145,6 +145,9 @@ class NinePListener:
             self.audit(f"audit 9p.conn.close conn_id={conn_id} reason=error")
             return
         client.setblocking(False)
+        # Replies to one slice leave in one write already; Nagle would hold a pipelining client's next
+        # burst behind the peer's delayed ACK (measured: 720 appends/s at depth 32 without this).
+        client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         session = self.door.open_session(ChannelBinding(kind="tcp", origin=f"9p:{addr[0]}"))
         conn = _Conn(conn_id, client, peer, session)
         self.conns[conn_id] = conn

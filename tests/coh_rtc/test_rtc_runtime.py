@@ -45,8 +45,7 @@ def test_every_default_of_every_schema_is_implemented(tmp_path, schema):
     assert features.unimplemented(compiled.resolved) == []
 
 
-@pytest.mark.parametrize("key,value", [("sharding.enable", True),
-                                       ("client_policies.cohsh.pool.telemetry", 8), ("cas.enable", True)])
+@pytest.mark.parametrize("key,value", [("sharding.enable", True), ("cas.enable", True)])
 def test_each_gate_of_a_later_milestone_is_refused(tmp_path, key, value):
     with pytest.raises(IRError) as exc:
         compile_runtime_ir(write_ir(tmp_path, {key: value}, schema="1.3"))

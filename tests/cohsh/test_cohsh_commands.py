@@ -158,10 +158,13 @@ def test_spawn_refusals() -> None:
     assert local("kill").line.startswith("ERR KILL reason=policy detail=missing-argument")
 
 
-def test_pool_bench_answers_unsupported() -> None:
-    err = local("pool bench path=/log/queen.log ops=64 batch=4 payload=pool")
-    assert err.line.startswith("ERR POOL BENCH reason=unsupported msg=")
-    assert err.print_line
+def test_pool_bench_translates_to_a_local_pool_command() -> None:
+    """``pool bench`` runs through a session pool (cohsh/pool.py), not the console: no wire line.
+    Argument errors are refused locally in the command's own grammar (tests/cohsh/test_cohsh_pool.py)."""
+    result = translate("pool bench path=/log/queen.log ops=64 batch=4 payload=pool")
+    assert isinstance(result, Command) and result.name == "pool" and result.wire is None
+    err = local("pool bench path=/log/queen.log")
+    assert err.line.startswith("ERR POOL BENCH reason=policy msg=") and err.print_line
 
 
 def test_help_is_local() -> None:

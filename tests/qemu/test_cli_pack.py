@@ -19,7 +19,10 @@ from cohsh.shell import Shell
 from cohsh.transport_serial import SerialConsoleClient
 
 REPO = Path(__file__).resolve().parents[2]
-PACK = sorted((REPO / "tests" / "cli").glob("*.coh"))
+# session_pool.coh needs a 9P listener, which the shipped IR keeps off (red line R6); it runs against the
+# listener-enabled test image instead (tests/qemu/test_ir_images.py).
+NEEDS_9P = {"session_pool.coh"}
+PACK = sorted(p for p in (REPO / "tests" / "cli").glob("*.coh") if p.name not in NEEDS_9P)
 
 
 @pytest.mark.parametrize("path", PACK, ids=lambda p: p.stem)

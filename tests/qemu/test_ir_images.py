@@ -102,3 +102,27 @@ def test_c12_and_c15_over_the_forwarded_9p_port(guest_factory, test_image):
     ticket = tickets.mint(compiled.ticket_secrets["queen"], "queen")
     result = run_c12_c15(Target("127.0.0.1", guest.ninep_port, ticket), settle_s=30.0)
     assert result["capacity"] == compiled.resolved["telemetry"]["ring_bytes_per_worker"]
+
+
+def test_session_pool_script_over_the_forwarded_9p_port(guest_factory, test_image):
+    """Issue 14: the generated session_pool.coh (a pool of 9P sessions: pool bench) against the guest."""
+    from nine_door import tickets
+
+    image_dir, compiled = test_image
+    guest = boot(guest_factory, image_dir)
+    result = subprocess.run(
+        [sys.executable, "-m", "cohsh", "--transport", "tcp", "--tcp-port", str(guest.console_port),
+         "--auth-token", "changeme", "--9p-port", str(guest.ninep_port),
+         "--script", str(REPO / "tests" / "cli" / "session_pool.coh")],
+        cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+    assert re.search(r"^OK POOL BENCH ops=64 short_writes=\d+ retries=\d+ elapsed_ms=\d+$", result.stdout, re.M)
+    from tests.conformance_telemetry import Target
+
+    ticket = tickets.mint(compiled.ticket_secrets["queen"], "queen")
+    client = Target("127.0.0.1", guest.ninep_port, ticket).client()
+    try:
+        log = client.read_all("/log/queen.log").decode().splitlines()
+    finally:
+        client.close()
+    assert [line for line in log if line.startswith("pool-")] == [f"pool-{i}" for i in range(1, 65)]
