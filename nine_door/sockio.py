@@ -37,3 +37,20 @@ def drain(sock: socket.socket, out: bytearray) -> bool:
             return False
         del out[:sent]
     return True
+
+
+def update_interest(pump, conn, want_read: bool, want_write: bool, on_read, on_write) -> None:
+    """Make the pump watch ``conn.sock`` for reading/writing exactly as wanted; ``conn.reading`` and
+    ``conn.writing`` record what is registered (both front ends keep that state on their connection)."""
+    if want_read != conn.reading:
+        if want_read:
+            pump.add_reader(conn.sock, on_read, source="net")
+        else:
+            pump.remove_reader(conn.sock)
+        conn.reading = want_read
+    if want_write != conn.writing:
+        if want_write:
+            pump.add_writer(conn.sock, on_write)
+        else:
+            pump.remove_writer(conn.sock)
+        conn.writing = want_write

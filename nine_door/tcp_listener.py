@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from .errors import FramingLost
 from .framing import FrameBoundaries
 from .server import ChannelBinding, NineDoor
-from .sockio import drain, recv_step
+from .sockio import drain, recv_step, update_interest
 
 MAX_CONNECTIONS = 64
 ACCEPT_BATCH = 64          # SPEC §2.4: at most 64 work items per callback
@@ -294,20 +294,9 @@ class NinePListener:
         if conn.conn_id not in self.conns:
             return
         want_read = conn.closing is None and not conn.has_input and len(conn.out) <= self.max_pending_out
-        want_write = bool(conn.out)
-        if want_read != conn.reading:
-            if want_read:
-                self.pump.add_reader(conn.sock, lambda c=conn: self._guarded(c, self._on_readable),
-                                     source="net")
-            else:
-                self.pump.remove_reader(conn.sock)
-            conn.reading = want_read
-        if want_write != conn.writing:
-            if want_write:
-                self.pump.add_writer(conn.sock, lambda c=conn: self._guarded(c, self._flush))
-            else:
-                self.pump.remove_writer(conn.sock)
-            conn.writing = want_write
+        update_interest(self.pump, conn, want_read, bool(conn.out),
+                        lambda c=conn: self._guarded(c, self._on_readable),
+                        lambda c=conn: self._guarded(c, self._flush))
 
     def _begin_close(self, conn: _Conn, reason: str) -> None:
         """Stop reading; close once the queued replies drained (at most ``LINGER_S``)."""

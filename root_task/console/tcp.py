@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 from nine_door.repeat_lines import RepeatCoalescer
-from nine_door.sockio import drain, recv_step
+from nine_door.sockio import drain, recv_step, update_interest
 from root_task.console import acks
 from root_task.console.context import ConsoleContext
 from root_task.console.framing import FrameDecoder, Lost, Oversize, encode_frame
@@ -329,20 +329,9 @@ class TcpConsoleServer:
 
     def _update_interest(self, conn: _Conn) -> None:
         want_read = not conn.closing and not conn.pending and len(conn.out) < HIGH_WATER
-        want_write = bool(conn.out)
-        if want_read != conn.reading:
-            if want_read:
-                self.pump.add_reader(conn.sock, lambda: self._guarded(conn, self._on_readable),
-                                     source="net")
-            else:
-                self.pump.remove_reader(conn.sock)
-            conn.reading = want_read
-        if want_write != conn.writing:
-            if want_write:
-                self.pump.add_writer(conn.sock, lambda: self._guarded(conn, self._on_writable))
-            else:
-                self.pump.remove_writer(conn.sock)
-            conn.writing = want_write
+        update_interest(self.pump, conn, want_read, bool(conn.out),
+                        lambda: self._guarded(conn, self._on_readable),
+                        lambda: self._guarded(conn, self._on_writable))
 
     # -- close ---------------------------------------------------------------------------------
     def _begin_close(self, conn: _Conn, reason: str) -> None:

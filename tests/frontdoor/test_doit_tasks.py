@@ -68,3 +68,10 @@ def test_doit_demo_boots_attaches_and_runs_the_demo_script():
     assert "OK ATTACH role=queen" in run.output, run.output
     assert "heartbeat" in run.output, run.output
     assert "OK QUIT" in run.output, run.output
+
+
+@pytest.mark.slow
+def test_doit_mutants_plants_a_bug_and_reports_it_caught():
+    run = run_doit("mutants", "--only", "tick-ms-ignored", timeout=300).check()
+    assert re.search(r"^caught +tick-ms-ignored ", run.output, re.M), run.output
+    assert re.search(r"^1/1 mutations caught", run.output, re.M), run.output
