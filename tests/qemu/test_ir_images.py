@@ -126,3 +126,65 @@ def test_session_pool_script_over_the_forwarded_9p_port(guest_factory, test_imag
     finally:
         client.close()
     assert [line for line in log if line.startswith("pool-")] == [f"pool-{i}" for i in range(1, 65)]
+
+
+def test_c14_pool_over_the_forwarded_9p_port(guest_factory, test_image):
+    """Issue 14 acceptance 1 against the guest: a pool appends 4 000 cbor_v1 records to an armed ring that
+    a consumer drains (short writes, retried per §3.13), while a killer cuts every telemetry session's
+    connection once; the pool rebuilds them, resends by seq, and each record is stored once, in order."""
+    import socket as socketlib
+    import threading
+
+    from cohsh.pool import TELEMETRY, Pool, PoolPolicy
+    from nine_door.frame_v1 import Frame
+
+    image_dir, compiled = test_image
+    guest = boot(guest_factory, image_dir)
+    secret = compiled.ticket_secrets["queen"]
+    total = 4000                                                # ~160 KB: more than the 64 KiB ring holds
+    with Pool("127.0.0.1", guest.ninep_port, secret=secret, env={}, policy=PoolPolicy(max_retries=12)) as pool, \
+            Pool("127.0.0.1", guest.ninep_port, secret=secret, env={}, control=1, telemetry=1) as consumer:
+        pool.write("/queen/ctl", '{"spawn":"heartbeat","ticks":100000}')
+        ring = "/worker/worker-1/telemetry"
+        pool.write("/worker/worker-1/cursor", "1")            # armed: nothing unconsumed is evicted
+        seen: list = []
+        stop = threading.Event()
+
+        def consume() -> None:
+            cursor = 1
+            while not stop.is_set():
+                tail = consumer.tail(ring, cursor=cursor, commit=True)
+                seen.extend(tail.records)
+                cursor = tail.cursor
+                time.sleep(0.3)                                  # slower than the producer: the ring fills
+            while True:
+                tail = consumer.tail(ring, cursor=cursor, commit=True)
+                if not tail.records:
+                    break
+                seen.extend(tail.records)
+                cursor = tail.cursor
+
+        def kill_once() -> None:                                 # cut the connections mid-append
+            deadline = time.monotonic() + 60
+            while len(seen) < total // 3 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            for session in pool._sessions[TELEMETRY]:
+                if session.sock is not None:
+                    try:
+                        session.sock.shutdown(socketlib.SHUT_RDWR)
+                    except OSError:
+                        pass
+
+        threads = [threading.Thread(target=consume), threading.Thread(target=kill_once)]
+        for thread in threads:
+            thread.start()
+        try:
+            result = pool.append_many(ring, [f"c14-{i}" for i in range(1, total + 1)], batch=4)
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join(60)
+    ours = [r.payload for r in seen if isinstance(r, Frame) and r.payload.startswith(b"c14-")]
+    assert ours == [f"c14-{i}".encode() for i in range(1, total + 1)]
+    assert result.records == total and result.recoveries >= 1
+    assert result.short_writes > 0 and result.retries > 0, result
