@@ -151,12 +151,15 @@ def test_c14_pool_over_the_forwarded_9p_port(guest_factory, test_image):
         stop = threading.Event()
 
         def consume() -> None:
-            cursor = 1
+            cursor, deadline = 1, time.monotonic() + 60
+            while (consumer.read("/proc/ingest/backpressure") == b"backpressure=0\n"
+                   and time.monotonic() < deadline and not stop.is_set()):
+                time.sleep(0.05)                                 # start only once the ring is full
             while not stop.is_set():
                 tail = consumer.tail(ring, cursor=cursor, commit=True)
                 seen.extend(tail.records)
                 cursor = tail.cursor
-                time.sleep(0.3)                                  # slower than the producer: the ring fills
+                time.sleep(0.1)
             while True:
                 tail = consumer.tail(ring, cursor=cursor, commit=True)
                 if not tail.records:
