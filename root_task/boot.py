@@ -51,6 +51,7 @@ class RootTask:
         self.pump = EventPump()
         self.boot_lines: list[str] = []
         self.ticks = 0
+        self._link_up: bool | None = None        # last link state seen by _watch_link
         self._pending_ticks: list[int] = []
         self._pong_seen = False
         self._boot_done = False
@@ -122,10 +123,26 @@ class RootTask:
             return
         if self.door is not None:
             self.door.on_tick()
-        if self.workers is not None and self.ticks % 20 == 0:
-            self.workers.reap()
-            self._reap_component()
-            _reap_orphans()
+        if self.ticks % 20 == 0:
+            self._watch_link()
+            if self.workers is not None:
+                self.workers.reap()
+                self._reap_component()
+                _reap_orphans()
+
+    def _watch_link(self) -> None:
+        """Log each change of the NIC's link state (``net link_up=<bool>``, docs/spec-decisions.md), seen
+        at most 20 ticks late; /proc/boot's ``net`` line reads it live whenever it is opened."""
+        probe = self.platform.net_info
+        if probe is None or self.door is None or not self.door.config.any_tcp_listener:
+            return
+        try:
+            up = bool(probe().get("link_up", False))
+        except Exception:  # noqa: BLE001 - a failing probe must not stop the tick
+            return
+        if self._link_up is not None and up != self._link_up:
+            self.door.log_append(f"net link_up={'true' if up else 'false'}")
+        self._link_up = up
 
     def _reap_component(self) -> None:
         """Collect the M1 component once it has exited (it does when its channel closes)."""
