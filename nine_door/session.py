@@ -359,6 +359,7 @@ class Session:
                 self.ticket_deadline_ms = result.ticket_deadline_ms
                 if result.worker is not None:
                     result.worker.sessions.add(self)
+                    self.door.watch_deadline(result.worker, result.ticket_deadline_ms)
         root = self.door.ns.root
         self.fids[msg.fid] = Fid(root, ())
         return encode_rattach(msg.tag, root.wire_qid)
