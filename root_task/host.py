@@ -53,6 +53,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--console-port", type=int, default=CONSOLE_TCP_PORT)
     parser.add_argument("--9p-port", dest="ninep_port", type=int, default=HOST_NINEP_PORT)
     parser.add_argument("--no-serial", action="store_true", help="do not serve a console on stdin/stdout")
+    parser.add_argument("--no-signals", action="store_true",
+                        help="pass Ctrl-C, Ctrl-\\, Ctrl-Z and Ctrl-S/Q to the console as bytes, which it "
+                             "drops (SPEC §10.2), as the guest does; Ctrl-C then no longer stops cohesix-host")
     parser.add_argument("--exit-after", type=float, default=None, metavar="S",
                         help="shut down cleanly after S seconds")
     return parser.parse_args(argv)
@@ -76,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
                     exit_after_s=args.exit_after)
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: task.pump.call_soon_threadsafe(task.shutdown))
-    saved = enter_console_mode(serial_in)
+    saved = enter_console_mode(serial_in, keep_signals=not args.no_signals)   # default: Ctrl-C stops it
     try:
         return task.run()
     finally:

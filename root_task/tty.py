@@ -12,14 +12,23 @@ import termios
 import tty
 
 
-def enter_console_mode(fd: int | None):
-    """Switch ``fd`` to console mode if it is a terminal; returns what :func:`restore` needs."""
+def enter_console_mode(fd: int | None, keep_signals: bool = False):
+    """Switch ``fd`` to console mode if it is a terminal; returns what :func:`restore` needs.
+
+    By default every control byte reaches the console, which drops it (SPEC §10.2): ISIG is cleared, so
+    Ctrl-C, Ctrl-\\ and Ctrl-Z are not turned into signals that flush unread input (the guest lost "ab"
+    of ``ab^Ccd``), and IXON, so Ctrl-S/Ctrl-Q do not stop output. ``keep_signals`` keeps both: the host
+    run mode runs in the user's terminal, where Ctrl-C must still stop ``cohesix-host``.
+    """
     if fd is None or not os.isatty(fd):
         return None
     saved = termios.tcgetattr(fd)
     tty.setcbreak(fd)
     attrs = termios.tcgetattr(fd)
     attrs[3] &= ~(termios.ECHO | termios.ECHONL)
+    if not keep_signals:
+        attrs[3] &= ~termios.ISIG
+        attrs[0] &= ~(termios.IXON | termios.IXOFF)
     termios.tcsetattr(fd, termios.TCSADRAIN, attrs)
     return saved
 

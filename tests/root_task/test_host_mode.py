@@ -176,3 +176,23 @@ def test_the_running_pump_ticks_with_the_irs_tick_ms(tmp_path):
     finally:
         system.stop()
     assert 0 < ticks <= elapsed / 0.009 + 2, (ticks, elapsed)
+
+
+def test_ctrl_c_stops_host_mode_on_a_terminal_and_is_a_dropped_byte_with_no_signals(tmp_path):
+    """Host mode keeps the terminal's signals by default (Ctrl-C stops cohesix-host cleanly); with
+    --no-signals the console gets 0x03 as a byte and drops it (SPEC §10.2), as the guest's does."""
+    host, _, _ = spawn_host(tmp_path)
+    host.expect_exact("cohesix> ", timeout=60)
+    host.send("pi\x03")
+    host.expect_exact("root-task shutdown", timeout=20)
+    host.expect(pexpect.EOF, timeout=20)
+    host.close()
+    assert host.exitstatus == 0
+    quiet, _, _ = spawn_host(tmp_path, "--no-signals")
+    try:
+        quiet.expect_exact("cohesix> ", timeout=60)
+        quiet.send("pi\x03ng\n")
+        quiet.expect_exact("OK PING reply=pong", timeout=20)
+    finally:
+        quiet.terminate(force=True)
+        quiet.close()
