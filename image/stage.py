@@ -42,7 +42,7 @@ GUEST_PACKAGES = ("root_task", "nine_door", "workers")
 #: Modules inside the guest packages that only ever run on the host (never traced, never shipped):
 #: host mode, and the construct schemas + fuzzer that test the guest's struct codec on the host.
 HOST_ONLY_MODULES = ("root_task.host", "nine_door.codec_schema", "nine_door.fuzz", "nine_door.frame_fuzz",
-                     "cbor2.tool")
+                     "nine_door.fuzz_cli", "cbor2.tool")
 #: Third-party runtime dependencies the guest may use (DESIGN §2), shipped from the build
 #: interpreter's site-packages only if a shipped guest module imports them.
 THIRD_PARTY = ("construct", "cbor2")

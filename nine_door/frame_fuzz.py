@@ -324,20 +324,10 @@ def run_fuzz(iterations: int | None = None, seed: int = DEFAULT_SEED, keep_going
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
+    from nine_door import fuzz_cli
 
-    parser = argparse.ArgumentParser(prog="python3 -m nine_door.frame_fuzz",
-                                     description="Fuzz the CBOR Frame v1 decoder (SPEC §7.5).")
-    parser.add_argument("--iterations", type=int, default=None,
-                        help="inputs to try (default: $FRAME_V1_FUZZ_ITERS or 100000)")
-    parser.add_argument("--seed", type=lambda s: int(s, 0), default=DEFAULT_SEED)
-    args = parser.parse_args(argv)
-    report = run_fuzz(args.iterations, args.seed, keep_going=True)
-    print(report.line())
-    if report.failures:
-        print(f"frame-v1-fuzz: FAILURE {report.first_failure}", file=sys.stderr)
-        return 1
-    return 0
+    return fuzz_cli.main("python3 -m nine_door.frame_fuzz", "Fuzz the CBOR Frame v1 decoder (SPEC §7.5).", "frame-v1-fuzz", run_fuzz, DEFAULT_SEED,
+                         "inputs to try (default: $FRAME_V1_FUZZ_ITERS or 100000)", argv)
 
 
 if __name__ == "__main__":

@@ -267,20 +267,10 @@ def _one_iteration(rng: random.Random, counts: list[int]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse   # lazily: keeps argparse/gettext out of the guest's import closure
+    from nine_door import fuzz_cli
 
-    parser = argparse.ArgumentParser(prog="python3 -m nine_door.fuzz",
-                                     description="Fuzz the Secure9P decoder (SPEC §16 C5).")
-    parser.add_argument("--iterations", type=int, default=None,
-                        help="mutated frames to try (default: $SECURE9P_FUZZ_ITERS or 100000)")
-    parser.add_argument("--seed", type=lambda s: int(s, 0), default=DEFAULT_SEED)
-    args = parser.parse_args(argv)
-    report = run_fuzz(args.iterations, args.seed, keep_going=True)
-    print(report.line())
-    if report.failures:
-        print(f"secure9p-fuzz: FAILURE {report.first_failure}", file=sys.stderr)
-        return 1
-    return 0
+    return fuzz_cli.main("python3 -m nine_door.fuzz", "Fuzz the Secure9P decoder (SPEC §16 C5).", "secure9p-fuzz", run_fuzz, DEFAULT_SEED,
+                         "mutated frames to try (default: $SECURE9P_FUZZ_ITERS or 100000)", argv)
 
 
 if __name__ == "__main__":
