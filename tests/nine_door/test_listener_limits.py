@@ -127,17 +127,18 @@ def test_no_pump_iteration_executes_more_than_its_budget_and_no_connection_more_
             per_conn[(s.pump.iterations, sid)] += 1
             return execute(frame)
         session._execute = counted
-    burst = b"".join(codec.encode(m.Tgetattr(10 + i % 50, 0, m.GETATTR_BASIC)) for i in range(50))
+    per_conn_frames = 200                                    # > one iteration's budget: turns must overlap
+    burst = b"".join(codec.encode(m.Tgetattr(10 + i % 50, 0, m.GETATTR_BASIC)) for i in range(per_conn_frames))
     for sock in socks:
-        sock.sendall(burst)                                  # 8 × 50 pipelined frames at once
+        sock.sendall(burst)                                  # 8 × 200 pipelined frames at once
     for sock in socks:
-        assert len(recv_frames(sock, 50)) == 50
+        assert len(recv_frames(sock, per_conn_frames)) == per_conn_frames
         sock.close()
-    assert sum(seen.values()) == 8 * 50
+    assert sum(seen.values()) == 8 * per_conn_frames
     assert max(seen.values()) <= FRAMES_PER_ITERATION
     shared = [it for it in seen if sum(1 for (i, _) in per_conn if i == it) > 1]
     assert shared                                            # connections did take turns within iterations
-    assert len(seen) >= 8 * 50 // FRAMES_PER_ITERATION       # the work really was spread
+    assert len(seen) >= 8 * per_conn_frames // FRAMES_PER_ITERATION   # the work really was spread
 
 
 # -- 4: replies for a client that never reads -------------------------------------------------------
