@@ -49,6 +49,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(HERE))
 
 from bench_ninep import cpu_s, free_port, wait_port  # noqa: E402
+from bench_report import report_region  # noqa: E402
 from nine_door import codec, tickets  # noqa: E402
 from nine_door import messages as m  # noqa: E402
 from nine_door.client import Client, SocketStreamTransport  # noqa: E402
@@ -339,20 +340,6 @@ def render(rows: list[dict], args, command: str) -> str:
     return "\n".join(lines)
 
 
-def write_region(path: Path, start: str, end: str, region: str) -> None:
-    """Replace the text from ``start`` to ``end`` (markers included) with ``region``; append it (after a
-    blank line) if the markers are missing; create the file if missing. (bench_ninep.write_report does
-    the same for its own markers, which it takes from module constants.)"""
-    text = path.read_text() if path.exists() else ""
-    if start in text and end in text:
-        head, rest = text.split(start, 1)
-        text = head + region + rest.split(end, 1)[1]
-    else:
-        text = (text.rstrip() + "\n\n" if text.strip() else "") + region + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-
-
 # --- main ----------------------------------------------------------------------------------------
 def parse_loads(text: str) -> list[int]:
     loads = [int(x) for x in text.split(",") if x.strip()]
@@ -448,9 +435,7 @@ def main(argv=None) -> int:
               f"median/idle {r['median'] / idle:.2f}x, target {verdict(r)}", flush=True)
     region = render(rows, args, command)
     print(region)
-    if args.report:
-        write_region(args.report if args.report.is_absolute() else Path.cwd() / args.report, START, END, region)
-        print(f"report region written to {args.report}", flush=True)
+    report_region(args.report, START, END, region)
     return 0
 
 

@@ -48,6 +48,7 @@ sys.path.insert(0, str(REPO))
 from nine_door import codec, tickets  # noqa: E402
 from nine_door import messages as m  # noqa: E402
 from nine_door.client import Client, SocketStreamTransport  # noqa: E402
+from bench_report import report_region  # noqa: E402
 
 START, END = "<!-- bench:ninep:start -->", "<!-- bench:ninep:end -->"
 DIOD = "/usr/sbin/diod"
@@ -296,18 +297,6 @@ def render(rows, seconds: float, codec_out: str, diod_version: str) -> str:
     return "\n".join(lines)
 
 
-def write_report(path: Path, region: str) -> None:
-    text = path.read_text() if path.exists() else ""
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        tail = rest.split(END, 1)[1]
-        text = head + region + tail
-    else:
-        text = (text.rstrip() + "\n\n" if text.strip() else "") + region + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-
-
 # --- main ---------------------------------------------------------------------------------------
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -371,8 +360,7 @@ def main(argv=None) -> int:
     print(codec_out)
     region = render(rows, args.seconds, codec_out, diod_version)
     print(region)
-    if args.report:
-        write_report(args.report if args.report.is_absolute() else Path.cwd() / args.report, region)
+    report_region(args.report, START, END, region)
     return 0
 
 

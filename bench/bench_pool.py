@@ -41,8 +41,8 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(HERE))
 
-from bench_fairness import write_region  # noqa: E402
 from bench_ninep import cpu_s, free_port, wait_port  # noqa: E402
+from bench_report import report_region  # noqa: E402
 from cohsh.pool import Pool  # noqa: E402
 from nine_door import tickets  # noqa: E402
 
@@ -200,8 +200,7 @@ def main(argv=None) -> int:
         f" --rounds {args.rounds}" if args.rounds else "") + (" --report docs/benchmarks.md" if args.report else "")
     region = render(rows, info, command)
     print(region)
-    if args.report:
-        write_region(args.report if args.report.is_absolute() else Path.cwd() / args.report, START, END, region)
+    report_region(args.report, START, END, region)
     return 0
 
 

@@ -67,7 +67,8 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(HERE))
 
-from bench_fairness import percentile, write_region  # noqa: E402
+from bench_fairness import percentile  # noqa: E402
+from bench_report import report_region  # noqa: E402
 from bench_ninep import (ALL_CPUS, DIOD, _batch, connect, cpu_s, diod_cmd, free_port,  # noqa: E402
                          ninedoor_cmd, pin, wait_port)
 from nine_door import frame_v1, tickets  # noqa: E402
@@ -795,9 +796,7 @@ def main(argv=None) -> int:
           f"of a {p3['capacity']}-byte ring)", flush=True)
     region = render(p1, p2, p3, args, command)
     print(region)
-    if args.report:
-        write_region(args.report if args.report.is_absolute() else Path.cwd() / args.report, START, END, region)
-        print(f"report region written to {args.report}", flush=True)
+    report_region(args.report, START, END, region)
     return 0
 
 

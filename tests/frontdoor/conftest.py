@@ -7,6 +7,7 @@ was tested. These run in the repository (its ``.doit.db``), so an up-to-date bui
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -54,3 +55,22 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "tests/frontdoor" in str(item.fspath) and item.get_closest_marker("qemu") and reason:
             item.add_marker(pytest.mark.skip(reason=reason))
+
+
+def stale_report(tmp_path: Path, start: str, end: str) -> Path:
+    """A report holding a stale region between text a bench must keep (see :func:`replaced_region`)."""
+    report = tmp_path / "benchmarks.md"
+    report.write_text(f"# Benchmarks\n\nbefore\n\n{start}\nstale region\n{end}\n\nafter\n")
+    return report
+
+
+def replaced_region(report: Path, start: str, end: str) -> str:
+    """The bench rewrote its own region of a :func:`stale_report` in place, kept the text around it and
+    says which machine it measured on; returns the region."""
+    text = report.read_text()
+    assert text.startswith("# Benchmarks\n\nbefore\n\n") and text.rstrip().endswith("after")
+    assert "stale region" not in text
+    assert text.count(start) == 1 and text.count(end) == 1
+    region = text.split(start, 1)[1].split(end, 1)[0]
+    assert re.search(r"\d+ cores", region), region
+    return region

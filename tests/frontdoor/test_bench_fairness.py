@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from .conftest import run_doit
+from .conftest import replaced_region, run_doit, stale_report
 
 START, END = "<!-- bench:fairness:start -->", "<!-- bench:fairness:end -->"
 NUM = r"[0-9][0-9,]*(?:\.[0-9]+)?"
@@ -19,8 +19,7 @@ NUM = r"[0-9][0-9,]*(?:\.[0-9]+)?"
 
 @pytest.mark.slow
 def test_bench_fairness_quick_writes_rows_under_real_load(tmp_path):
-    report = tmp_path / "benchmarks.md"
-    report.write_text(f"# Benchmarks\n\nbefore\n\n{START}\nstale region\n{END}\n\nafter\n")
+    report = stale_report(tmp_path, START, END)
     proc = run_doit("bench_fairness", "--quick", "--report", str(report), timeout=120).check()
     out = proc.output
 
@@ -32,12 +31,7 @@ def test_bench_fairness_quick_writes_rows_under_real_load(tmp_path):
     assert replies[8] > 0
     assert re.search(r"^load 8 9P connections: .* 0 Rlerror\)", proc.output, re.M), out[-3000:]
 
-    text = report.read_text()
-    assert text.startswith("# Benchmarks\n\nbefore\n\n") and text.rstrip().endswith("after")
-    assert "stale region" not in text
-    assert text.count(START) == 1 and text.count(END) == 1
-    region = text.split(START, 1)[1].split(END, 1)[0]
-    assert re.search(r"\d+ cores", region), region
+    region = replaced_region(report, START, END)
     rows = {}
     for line in region.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]

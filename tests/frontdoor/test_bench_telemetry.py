@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from .conftest import replaced_region, stale_report
+
 REPO = Path(__file__).resolve().parents[2]
 START, END = "<!-- bench:telemetry:start -->", "<!-- bench:telemetry:end -->"
 NUM = r"[0-9][0-9,]*(?:\.[0-9]+)?"
@@ -40,8 +42,7 @@ def table_rows(region: str, header_start: str) -> list[list[str]]:
 def test_bench_telemetry_quick_measures_all_three_parts(tmp_path):
     if not os.path.exists(DIOD):
         pytest.skip("diod not installed (Debian package diod); run toolchain/setup.sh")
-    report = tmp_path / "benchmarks.md"
-    report.write_text(f"# Benchmarks\n\nbefore\n\n{START}\nstale region\n{END}\n\nafter\n")
+    report = stale_report(tmp_path, START, END)
     proc = subprocess.run([sys.executable, "bench/bench_telemetry.py", "--quick", "--report", str(report)],
                           cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           text=True, timeout=90)
@@ -76,12 +77,7 @@ def test_bench_telemetry_quick_measures_all_three_parts(tmp_path):
     assert int(mem.group(2)) == 0
     assert 0 < int(mem.group(1).replace(",", "")) < 65536 // 4
 
-    text = report.read_text()
-    assert text.startswith("# Benchmarks\n\nbefore\n\n") and text.rstrip().endswith("after")
-    assert "stale region" not in text
-    assert text.count(START) == 1 and text.count(END) == 1
-    region = text.split(START, 1)[1].split(END, 1)[0]
-    assert re.search(r"\d+ cores", region), region
+    region = replaced_region(report, START, END)
     assert "--quick" not in region and str(REPO) not in region and str(tmp_path) not in region
 
     appends = table_rows(region, "| records per Twrite |")
