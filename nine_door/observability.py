@@ -14,13 +14,12 @@ from dataclasses import dataclass, field
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at boot (docs/build.md)
 
-from .nodes import QTAPPEND, ContentHandle, Node, ZONE_PROC_QUEEN
+from .nodes import QTAPPEND, ZONE_PROC_QUEEN, SnapshotNode
 
 if TYPE_CHECKING:  # pragma: no cover
     from collections.abc import Callable
 
     from .server import NineDoor
-    from .session import Session
 
 WATCH_LINES = 64   # §12: only the 64 newest watch lines are retained
 
@@ -44,29 +43,22 @@ class Outstanding:
 
 
 @dataclass(eq=False)
-class ServerLogNode(Node):
+class ServerLogNode(SnapshotNode):
     """A log only the server appends to (§5.2 "server log"): a snapshot at Tlopen, whole lines, the
     ``retain_lines`` newest kept."""
 
     retain_lines: int = WATCH_LINES
-    lines: deque = field(default_factory=deque)
+    lines: deque = field(init=False, repr=False)
 
     qid_type = QTAPPEND
 
-    def size(self) -> int:
-        return sum(len(line) for line in self.lines)
-
-    def open(self, access: int, caller: "Session", path: tuple[str, ...]) -> ContentHandle:
-        return ContentHandle(b"".join(self.lines))
-
-    def read(self, handle: ContentHandle, offset: int, count: int, caller: "Session") -> bytes:
-        content = handle.content
-        return content[offset:offset + count] if offset < len(content) else b""
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.lines = deque(maxlen=self.retain_lines)
+        self.render = lambda: b"".join(self.lines)
 
     def append_line(self, line: str, now_ns: int) -> None:
         self.lines.append(line.encode("utf-8") + b"\n")
-        while len(self.lines) > self.retain_lines:
-            self.lines.popleft()
         self.touch(now_ns)
 
 

@@ -371,7 +371,7 @@ class NineDoor:
             self.revoke(worker, REASON_TICKS)
             raise NineError(ESTALE, "tick budget exhausted")
         try:
-            records, stop = ring.split_records(data)
+            records = ring.split_records(data)
         except NineError as exc:
             if exc.errno == EMSGSIZE:
                 self.log_append(f"telemetry quota reject worker={ring.owner} bytes={len(data)} "
@@ -386,8 +386,6 @@ class NineDoor:
             self.ingest.backpressure += 1
             if result.count == 0 and not self.config.short_write_enable:
                 raise NineError(EAGAIN, "telemetry ring is full (armed, unconsumed records)")
-        elif stop is not None and result.count == 0:
-            raise stop
         if own and result.count > 0 and worker.ticks_left is not None:   # commits ≥ 1 byte (§4.6)
             worker.ticks_left -= 1
         return result.count

@@ -419,22 +419,16 @@ class Session:
         if fid.mode not in (O_WRONLY, O_RDWR):
             raise NineError(EBADF, "fid not open for writing")
         node = fid.node
-        if not node.ingest:
-            count = node.write(fid.handle, msg.offset, msg.data, self)
-            if count < len(msg.data):
-                self.door.ingest.note_short(len(msg.data), count)
-            return encode_rwrite(msg.tag, count)
-        started = _monotonic_ns()
+        stats = self.door.ingest
+        started = _monotonic_ns() if node.ingest else None      # telemetry writes feed /proc/ingest
         try:
             count = node.write(fid.handle, msg.offset, msg.data, self)
-        except NineError:
-            self.door.ingest.note_latency(_monotonic_ns() - started)
-            raise
-        if count < len(msg.data):
-            self.door.ingest.note_short(len(msg.data), count)
-        reply = encode_rwrite(msg.tag, count)
-        self.door.ingest.note_latency(_monotonic_ns() - started)
-        return reply
+            if count < len(msg.data):
+                stats.note_short(len(msg.data), count)
+            return encode_rwrite(msg.tag, count)
+        finally:
+            if started is not None:
+                stats.note_latency(_monotonic_ns() - started)
 
     def _clunk(self, msg: Tclunk) -> bytes:
         if self.fids.pop(msg.fid, None) is None:

@@ -294,6 +294,8 @@ class NinePListener:
         if conn.conn_id not in self.conns:
             return
         want_read = conn.closing is None and not conn.has_input and len(conn.out) <= self.max_pending_out
+        if want_read == conn.reading and bool(conn.out) == conn.writing:
+            return                                   # the usual case: no callbacks to make
         update_interest(self.pump, conn, want_read, bool(conn.out),
                         lambda c=conn: self._guarded(c, self._on_readable),
                         lambda c=conn: self._guarded(c, self._flush))

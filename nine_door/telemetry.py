@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at boot (docs/build.md)
 
 from .errors import EINVAL, EMSGSIZE, ERANGE, NineError
-from .nodes import QTAPPEND, QTFILE, ContentHandle, Node, _split_on_lf
+from .nodes import QTAPPEND, Node, SnapshotNode, _split_on_lf
 
 if TYPE_CHECKING:  # pragma: no cover
     from .session import Session
@@ -170,22 +170,20 @@ class RingNode(Node):
         return caller.door.ring_write(caller, self, data)
 
     # -- records --------------------------------------------------------------------------------
-    def split_records(self, data: bytes) -> tuple[list[Record], NineError | None]:
-        """The Twrite's records, and the refusal that ended them early (``cbor_v1`` only).
+    def split_records(self, data: bytes) -> list[Record]:
+        """The Twrite's records.
 
         ``text``: UTF-8 (else EINVAL), one record per line, a final fragment completed with ``\\n``.
         ``cbor_v1``: Frame v1 items back to back; an invalid first item is EINVAL, an invalid or truncated
-        item after a valid one ends the records there (a short write at that boundary, §7.1).
+        item after a valid one ends the records there (admitting them all answers a short count at that
+        boundary, §7.1).
         A record larger than the ring is EMSGSIZE (nothing is committed).
         """
-        if self.schema == SCHEMA_CBOR:
-            records, stop = _split_frames(data)
-        else:
-            records, stop = _split_text(data), None
+        records = _split_frames(data) if self.schema == SCHEMA_CBOR else _split_text(data)
         for record in records:
             if len(record.data) > self.capacity:
                 raise NineError(EMSGSIZE, f"record of {len(record.data)} bytes exceeds ring capacity")
-        return records, stop
+        return records
 
     def admit(self, records: list[Record], writer: str | None, now_ns: int) -> Admission:
         """Store ``records`` in order under the §7.2 rules; ``writer`` keys the duplicate rule
@@ -268,22 +266,15 @@ class RingNode(Node):
 
 
 @dataclass(eq=False)
-class CursorNode(Node):
-    """``<worker dir>/cursor`` (§7.4): reads a one-line snapshot, a write replaces the value."""
+class CursorNode(SnapshotNode):
+    """``<worker dir>/cursor`` (§7.4): reads a one-line snapshot taken at Tlopen (``RingNode.cursor_line``),
+    a write replaces the value."""
 
     ring: RingNode | None = None
 
-    qid_type = QTFILE
-
-    def size(self) -> int:
-        return len(self.ring.cursor_line()) if self.ring is not None else 0
-
-    def open(self, access: int, caller: "Session", path: tuple[str, ...]) -> ContentHandle:
-        return ContentHandle(self.ring.cursor_line())
-
-    def read(self, handle: ContentHandle, offset: int, count: int, caller: "Session") -> bytes:
-        content = handle.content
-        return content[offset:offset + count] if offset < len(content) else b""
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.render = self.ring.cursor_line
 
     def write(self, handle: object, offset: int, data: bytes, caller: "Session") -> int:
         value = parse_cursor_value(data)
@@ -317,13 +308,12 @@ def _split_text(data: bytes) -> list[Record]:
     return records
 
 
-def _split_frames(data: bytes) -> tuple[list[Record], NineError | None]:
+def _split_frames(data: bytes) -> list[Record]:
     from .frame_v1 import split_frames  # cbor2 is loaded only by an IR that asks for cbor_v1
 
     frames, accepted, error = split_frames(data)
     if error is not None and not frames:
         raise NineError(EINVAL, f"not a CBOR Frame v1 item: {error}")
     records = [Record(raw, len(raw), frame.seq) for frame, raw in frames]
-    stop = NineError(EINVAL, str(error)) if error is not None else None
     assert sum(r.consumed for r in records) == accepted
-    return records, stop
+    return records

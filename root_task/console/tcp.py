@@ -329,6 +329,8 @@ class TcpConsoleServer:
 
     def _update_interest(self, conn: _Conn) -> None:
         want_read = not conn.closing and not conn.pending and len(conn.out) < HIGH_WATER
+        if want_read == conn.reading and bool(conn.out) == conn.writing:
+            return
         update_interest(self.pump, conn, want_read, bool(conn.out),
                         lambda: self._guarded(conn, self._on_readable),
                         lambda: self._guarded(conn, self._on_writable))
