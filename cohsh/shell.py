@@ -357,38 +357,31 @@ class Shell:
 
     # -- consume: read a ring from its cursor, then commit (SPEC §7.4 resume procedure) -----------
 
-    def _step(self, wire: str) -> Reply | None:
-        """One console request of ``consume``. Every step may be repeated after a reconnect: reads
-        change nothing and a cursor write of the value already committed is a no-op (§7.4).
-        ``None`` when the request could not complete (already reported)."""
+    def _step(self, wire: str) -> Reply | Outcome:
+        """One console request of ``consume``: its reply, or the Outcome that ends ``consume`` (the request
+        could not complete, already reported; or a refusal, whose ack is printed and becomes the response
+        line). Every step may be repeated after a reconnect: reads change nothing and a cursor write of
+        the value already committed is a no-op (§7.4)."""
         try:
-            return self.client.request(wire, read_only=True)
+            reply = self.client.request(wire, read_only=True)
         except CommandInterrupted as exc:
             self._error(str(exc))
-            return None
-
-    def _read_cursor(self, path: str) -> tuple[tuple[int, int, int] | None, Outcome | None]:
-        reply = self._step(f"CAT {path}")
-        if reply is None:
-            return None, Outcome(None)
-        if not reply.ack.startswith("OK"):
-            self.say(f"[console] {reply.ack}")
-            return None, Outcome(reply.ack)
-        state = parse_cursor(reply.content)
-        if state is None:
-            message = f"unexpected content in {path}: {' | '.join(reply.content)[:80]}"
-            self._error(message)
-            return None, Outcome(f"ERR CONSUME reason=policy detail=invalid-payload msg={message}")
-        return state, None
-
-    def _commit(self, path: str, value: int) -> Outcome | None:
-        reply = self._step(f"ECHO {path} {value}")
-        if reply is None:
             return Outcome(None)
         if not reply.ack.startswith("OK"):
             self.say(f"[console] {reply.ack}")
             return Outcome(reply.ack)
-        return None
+        return reply
+
+    def _read_cursor(self, path: str) -> tuple[int, int, int] | Outcome:
+        reply = self._step(f"CAT {path}")
+        if isinstance(reply, Outcome):
+            return reply
+        state = parse_cursor(reply.content)
+        if state is None:
+            message = f"unexpected content in {path}: {' | '.join(reply.content)[:80]}"
+            self._error(message)
+            return Outcome(f"ERR CONSUME reason=policy detail=invalid-payload msg={message}")
+        return state
 
     def _consume(self, command: Command) -> Outcome:
         """``consume <id> [max=<k>]``: read the cursor; arm an unarmed ring at ``oldest`` (so the
@@ -400,26 +393,21 @@ class Shell:
         """
         assert command.worker is not None
         cursor_path, ring_path = ring_paths(command.worker)
-        state, failed = self._read_cursor(cursor_path)
-        if failed is not None:
-            return failed
-        assert state is not None
+        state = self._read_cursor(cursor_path)
+        if isinstance(state, Outcome):
+            return state
         cursor, oldest, _next = state
         if cursor == 0:
-            failed = self._commit(cursor_path, oldest)
-            if failed is not None:
-                return failed
-            state, failed = self._read_cursor(cursor_path)   # the write may have been clamped (§7.4)
-            if failed is not None:
-                return failed
-            assert state is not None
+            committed = self._step(f"ECHO {cursor_path} {oldest}")
+            if isinstance(committed, Outcome):
+                return committed
+            state = self._read_cursor(cursor_path)   # the write may have been clamped (§7.4)
+            if isinstance(state, Outcome):
+                return state
             cursor = state[0]
         reply = self._step(f"CAT {ring_path}")
-        if reply is None:
-            return Outcome(None)
-        if not reply.ack.startswith("OK"):
-            self.say(f"[console] {reply.ack}")
-            return Outcome(reply.ack)
+        if isinstance(reply, Outcome):
+            return reply
         records = ring_records(reply.content, command.json)
         count = len(records) if command.limit is None else min(command.limit, len(records))
         for record in records[:count]:
@@ -427,9 +415,9 @@ class Shell:
                 self.say(line)
         new_cursor = cursor + count
         if count:
-            failed = self._commit(cursor_path, new_cursor)
-            if failed is not None:
-                return failed
+            committed = self._step(f"ECHO {cursor_path} {new_cursor}")
+            if isinstance(committed, Outcome):
+                return committed
         self.say(f"consumed {count} records, cursor={new_cursor}")
         return Outcome(f"OK CONSUME worker={command.worker} records={count} cursor={new_cursor}")
 
