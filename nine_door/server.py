@@ -441,24 +441,40 @@ class NineDoor:
         role = "worker-heartbeat"
         if not self.config.role_enabled.get(role, False):
             raise NineError(EPERM, "worker-heartbeat is disabled")
-        if len(self.workers) >= self.config.max_workers:
-            raise NineError(EBUSY, "worker limit reached")
-        worker_id = f"worker-{self._next_worker}"
-        self._next_worker += 1
-        directory, ring = self.ns.create_worker(worker_id)
+        self._check_worker_room()
         budget = Budget(
             ticks=command.ticks,
             ops=command.ops if command.ops is not None else self.default_budget.ops,
             ttl_s=command.ttl_s if command.ttl_s is not None else self.default_budget.ttl_s,
         )
-        spawn_ms = self.clock.now_ms()
-        self.workers[worker_id] = record = WorkerRecord(worker_id, role, budget, spawn_ms, directory, ring)
+        record = self.new_worker(role, budget)
+        self.log_append(f"spawned {record.worker_id} ticks={fmt_limit(budget.ticks)} "
+                        f"ttl={fmt_limit(budget.ttl_s)} ops={fmt_limit(budget.ops)}")
+        self.start_worker_process(record)
+
+    def _check_worker_room(self) -> None:
+        """§6.2: live workers = ``system.max_workers`` → EBUSY, checked before anything is created."""
+        if len(self.workers) >= self.config.max_workers:
+            raise NineError(EBUSY, "worker limit reached")
+
+    def new_worker(self, role: str, budget: Budget) -> WorkerRecord:
+        """§6.3 spawn steps shared by every role: next id, directory with telemetry (and cursor), record,
+        TTL watch. The caller has checked the role and :meth:`_check_worker_room`, and appends its own
+        ``spawned`` line before :meth:`start_worker_process`."""
+        worker_id = f"worker-{self._next_worker}"
+        self._next_worker += 1
+        directory, ring = self.ns.create_worker(worker_id)
+        self.workers[worker_id] = record = WorkerRecord(worker_id, role, budget, self.clock.now_ms(),
+                                                        directory, ring)
         self.watch_deadline(record, record.deadline_ms)
-        self.log_append(f"spawned {worker_id} ticks={fmt_limit(budget.ticks)} ttl={fmt_limit(budget.ttl_s)} "
-                        f"ops={fmt_limit(budget.ops)}")
-        ticket = self.mint_worker_ticket(worker_id, role, budget, spawn_ms)
+        return record
+
+    def start_worker_process(self, record: WorkerRecord) -> None:
+        """Mint the worker's ticket (§4.7) and start its process (asynchronous; a failed start leaves the
+        record killable)."""
+        ticket = self.mint_worker_ticket(record.worker_id, record.role, record.spawn_budget, record.spawn_ms)
         try:
-            self.launcher.start(worker_id, role, ticket)
+            self.launcher.start(record.worker_id, record.role, ticket)
         except Exception:  # noqa: BLE001 - process start is asynchronous; the record stays killable
             pass
 
