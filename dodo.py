@@ -123,7 +123,7 @@ def bench_action(script: str, full_args: tuple[str, ...] = (), quick_args: tuple
 
 def task_fuzz():
     """Fuzz the 9P decoder (SECURE9P_FUZZ_ITERS, default 100000), the CBOR Frame v1 decoder
-    (FRAME_V1_FUZZ_ITERS, default 100000) and the console parsers."""
+    (FRAME_V1_FUZZ_ITERS, default 100000), the console parsers and the CAS manifest decoder."""
     def decoder(quick: bool) -> list[str]:
         iters = os.environ.get("SECURE9P_FUZZ_ITERS") or (QUICK_FUZZ_ITERS if quick else "100000")
         return [sys.executable, "-m", "nine_door.fuzz", "--iterations", iters]
@@ -138,6 +138,9 @@ def task_fuzz():
             CmdAction(frame_decoder, shell=False),
             [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/console",
                        "-k", "fuzz or property or hypothesis"],
+            # the CAS manifest decoder (nine_door/cas/manifest.py): random and mutated manifests
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/nine_door/test_cas_manifest.py",
+             "-k", "random or mutated or corpus"],
         ],
         "params": [QUICK],
         "uptodate": [False],
@@ -229,6 +232,22 @@ def task_mutants():
     }
 
 
+def task_faults():
+    """Boot a guest with the 9P listener on and run the link-reset, RX-flood and corrupt-frame fault runs
+    while 9P and console traffic flow; one summary line per run (qemu/faults). ``--quick``: the bounded
+    form CI runs (tests/qemu/test_faults.py)."""
+    def command(quick: bool) -> list[str]:
+        return [sys.executable, str(ROOT / "scripts/faults.py"), *(["--quick"] if quick else [])]
+
+    return {
+        "actions": [CmdAction(command, shell=False)],
+        "params": [QUICK],
+        "task_dep": ["guest"],
+        "uptodate": [False],
+        "verbosity": 2,
+    }
+
+
 def task_bench_fairness():
     """Console PING median/p95 while 0, 8 and 64 9P connections pipeline 64 KiB bursts → docs/benchmarks.md.
 
@@ -244,15 +263,19 @@ def task_bench_fairness():
 
 def task_bench():
     """NineDoor vs diod (same client, same run), codec µs/message, telemetry rings (ring vs diod appends,
-    ingest latency under 64 workers, memory per idle ring) and cohsh pools (vs one by one, vs p9fs)
-    → docs/benchmarks.md.
+    ingest latency under 64 workers, memory per idle ring), cohsh pools (vs one by one, vs p9fs) and
+    ``cohsh hive`` (update latency vs a 9P poll, CPU with 1 024 workers) and GPU jobs (mock vs bridge
+    round trip, reference matmul vs numpy) and CAS push/fetch (vs copying to/from diod) → docs/benchmarks.md.
 
     ``--quick``: 0.2 s per cell; ``--report PATH``: write there instead. Further benches: ``bench_action``.
     """
     return {
         "actions": [bench_action("bench/bench_ninep.py", quick_args=("--seconds", "0.2")),
                     bench_action("bench/bench_telemetry.py", quick_args=("--quick",)),
-                    bench_action("bench/bench_pool.py", quick_args=("--quick",))],
+                    bench_action("bench/bench_pool.py", quick_args=("--quick",)),
+                    bench_action("bench/bench_hive.py", quick_args=("--quick",)),
+                    bench_action("bench/bench_gpu.py", quick_args=("--quick",)),
+                    bench_action("bench/bench_cas.py", quick_args=("--quick",))],
         "params": [QUICK, REPORT],
         "uptodate": [False],
         "verbosity": 2,

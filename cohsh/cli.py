@@ -261,6 +261,8 @@ def _main(args: argparse.Namespace, env: Mapping[str, str], out: TextIO, err: Te
     settings = resolve_settings(args, env)
     policy = load_policy(settings.policy)  # a bad policy is a usage error before anything connects
     command = " ".join(args.command).strip()
+    if args.command[:1] == ["hive"] and not args.script:
+        return _run_hive(settings, args, env, policy, out, err)     # docs/hive.md
     if args.script and command:
         raise UsageError("--script cannot be combined with a COMMAND")
     source = _read_script(args.script) if args.script else None
@@ -287,6 +289,29 @@ def _main(args: argparse.Namespace, env: Mapping[str, str], out: TextIO, err: Te
         return _run_interactive(system, settings, args, out, err, read_line, pool)
     finally:
         system.stop()
+
+
+def _run_hive(settings: Settings, args: argparse.Namespace, env: Mapping[str, str], policy: PoolPolicy,
+              out: TextIO, err: TextIO) -> int:
+    """``cohsh hive``: a web view fed by queen session pools (cohsh/hive/); no console connection."""
+    import dataclasses
+
+    from cohsh.hive.cli import run as run_hive
+
+    if (args.role or "queen").lower() != "queen":
+        raise UsageError("cohsh hive runs as queen (--role queen)")
+    system = make_system(settings, args) if settings.transport == "mock" else None
+    try:
+        options = pool_options(settings, args, env, system, policy)
+
+        def make_pool(control: int):
+            sized = dataclasses.replace(options, policy=options.policy.with_sizes(control, 1))
+            return sized.make("queen", args.ticket)
+
+        return run_hive(args.command[1:], make_pool, out, err)
+    finally:
+        if system is not None:
+            system.stop()
 
 
 def _no_connection() -> NoReturn:

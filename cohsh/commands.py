@@ -39,9 +39,12 @@ HELP_LINES = (
     "cat [--json] <path>",
     "ls <path>",
     "echo <text> > <path>",
-    "spawn heartbeat ticks=<n> [ttl_s=<n>] [ops=<n>]",
+    "spawn heartbeat ticks=<n> [ttl_s=<n>] [ops=<n>] [count=<n>]   (count: spawn n workers, one ctl line each)",
     "spawn gpu gpu_id=<G> mem_mb=<n> streams=<n> ttl_s=<n> [priority=<n>] [ops=<n>]",
+    "gpu   (each GPU's info, lease and last job)",
+    "updates [<cas root>]   (committed CAS epochs and their manifests, default /updates)",
     "kill <worker-id>",
+    "workers   (live workers grouped by shard)",
     "bind <from> <to>",
     "mount <service> <at>",
     "consume [--json] <worker-id> [max=<k>]   (read a ring from its cursor, then commit the cursor)",
@@ -69,6 +72,7 @@ class Command:
     worker: str | None = None
     limit: int | None = None
     pool: "PoolBench | None" = None
+    repeat: int = 1        # ``spawn … count=<n>``: the wire line is sent n times
 
 
 @dataclass(frozen=True)
@@ -288,7 +292,8 @@ def _parse_options(args: list[str]) -> tuple[dict[str, str], list[str]]:
 
 _HEARTBEAT_WORDS = frozenset({"heartbeat", "worker", "worker-heartbeat"})
 _GPU_WORDS = frozenset({"gpu", "worker-gpu"})
-_HEARTBEAT_KEYS = ("ticks", "ttl_s", "ops")
+_HEARTBEAT_KEYS = ("ticks", "ttl_s", "ops", "count")
+MAX_SPAWN_COUNT = 4096        # the compiler's ceiling for system.max_workers
 _GPU_KEYS = ("gpu_id", "mem_mb", "streams", "ttl_s", "priority", "ops")
 
 
@@ -318,6 +323,9 @@ def _spawn(name: str, rest: str, args: list[str]) -> Translation:
         if not value.isascii() or not value.isdigit():
             return policy_error("SPAWN", "invalid-payload", f"{key} must be a non-negative integer")
         ints[key] = int(value)
+    count = ints.pop("count", 1)
+    if not 1 <= count <= MAX_SPAWN_COUNT:
+        return policy_error("SPAWN", "invalid-payload", f"count must be 1..{MAX_SPAWN_COUNT}")
     if kind in _HEARTBEAT_WORDS:
         obj: dict[str, object] = {"spawn": "heartbeat", "ticks": ints["ticks"]}
         budget = {k: ints[k] for k in ("ttl_s", "ops") if k in ints}
@@ -330,7 +338,33 @@ def _spawn(name: str, rest: str, args: list[str]) -> Translation:
         budget = {"ops": ints["ops"]} if "ops" in ints else {}
     if budget:
         obj["budget"] = budget
-    return _ctl("spawn", obj)
+    command = _ctl("spawn", obj)
+    return Command(command.name, command.wire, repeat=count) if count > 1 else command
+
+
+def _workers(name: str, rest: str, args: list[str]) -> Translation:
+    """``workers``: live workers grouped by shard (reads only; cohsh/workers_view.py)."""
+    if args:
+        return policy_error("WORKERS", "invalid-payload", "usage: workers")
+    return Command("workers", "LS /", read_only=True)
+
+
+def _gpu(name: str, rest: str, args: list[str]) -> Translation:
+    """``gpu``: each GPU's info, lease and last job (reads only; cohsh/gpu_view.py)."""
+    if args:
+        return policy_error("GPU", "invalid-payload", "usage: gpu")
+    return Command("gpu", "LS /gpu", read_only=True)
+
+
+def _updates(name: str, rest: str, args: list[str]) -> Translation:
+    """``updates [<root>]``: committed CAS epochs and their manifests (reads only; cohsh/cas_view.py)."""
+    if len(args) > 1:
+        return policy_error("UPDATES", "invalid-payload", "usage: updates [<cas root>]")
+    root = args[0] if args else "/updates"
+    problem = _check_path("UPDATES", root)
+    if problem is not None:
+        return problem
+    return Command("updates", f"LS {root}", read_only=True)
 
 
 def _kill(name: str, rest: str, args: list[str]) -> Translation:
@@ -420,4 +454,7 @@ _HANDLERS = {
     "bind": _bind,
     "mount": _mount,
     "pool": _pool,
+    "gpu": _gpu,
+    "workers": _workers,
+    "updates": _updates,
 }

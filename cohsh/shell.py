@@ -190,8 +190,10 @@ class BenchProgress:
     DELAY_S = 0.3
     PERIOD_S = 0.1
 
-    def __init__(self, out: TextIO, clock=time.monotonic) -> None:
+    def __init__(self, out: TextIO, label: str = "[pool] bench", unit: str = "appends",
+                 clock=time.monotonic) -> None:
         self.out = out
+        self.label, self.unit = label, unit
         self.clock = clock
         self.started = clock()
         self.last = 0.0
@@ -203,7 +205,7 @@ class BenchProgress:
             return
         self.last = now
         rate = done / (now - self.started) if now > self.started else 0.0
-        text = f"[pool] bench {done}/{total} appends ({100 * done // max(total, 1)}%, {rate:,.0f}/s)"
+        text = f"{self.label} {done}/{total} {self.unit} ({100 * done // max(total, 1)}%, {rate:,.0f}/s)"
         self.out.write("\r" + text.ljust(self.width))
         self.out.flush()
         self.width = len(text)
@@ -309,6 +311,20 @@ class Shell:
             return self._consume(translated)
         if translated.name == "pool":
             return self._pool_bench(translated)
+        if translated.name == "workers":             # several reads (cohsh/workers_view.py)
+            from cohsh.workers_view import run_workers
+
+            return run_workers(self._step, self.say)
+        if translated.name == "spawn" and translated.repeat > 1:
+            return self._spawn_many(translated)
+        if translated.name == "gpu":                 # several reads (cohsh/gpu_view.py)
+            from cohsh.gpu_view import run_gpu
+
+            return run_gpu(self._step, self.say)
+        if translated.name == "updates":             # several reads (cohsh/cas_view.py)
+            from cohsh.cas_view import run_updates
+
+            return run_updates(translated.wire.split(" ", 1)[1], self._step, self.say)
         assert translated.wire is not None
         try:
             reply = self.client.request(translated.wire, read_only=translated.read_only)
@@ -356,6 +372,33 @@ class Shell:
             self.say(content)
 
     # -- consume: read a ring from its cursor, then commit (SPEC §7.4 resume procedure) -----------
+
+    def _spawn_many(self, command: Command) -> Outcome:
+        """``spawn … count=<n>``: the same ctl line n times (never repeated after a reconnect: a spawn
+        is not idempotent). Stops at the first refusal, e.g. EBUSY at ``max_workers``, and says how
+        many were spawned; progress on a terminal."""
+        assert command.wire is not None
+        progress = BenchProgress(self.out, "[spawn]", "workers") if _is_tty(self.out) else None
+        done, ack = 0, "OK ECHO"
+        try:
+            while done < command.repeat:
+                try:
+                    reply = self.client.request(command.wire, read_only=False)
+                except CommandInterrupted as exc:
+                    self._error(str(exc))
+                    return Outcome(None)
+                ack = reply.ack
+                if not ack.startswith("OK"):
+                    self.say(f"[console] {ack}")
+                    break
+                done += 1
+                if progress is not None:
+                    progress(done, command.repeat)
+        finally:
+            if progress is not None:
+                progress.clear()
+        self.say(f"spawned {done} of {command.repeat} workers")
+        return Outcome(ack)
 
     def _step(self, wire: str) -> Reply | Outcome:
         """One console request of ``consume``: its reply, or the Outcome that ends ``consume`` (the request

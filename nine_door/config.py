@@ -70,6 +70,11 @@ class NineDoorConfig:
     proc_9p: tuple[str, ...] = ()               # observability.proc_9p (SPEC §12)
     proc_ingest: tuple[str, ...] = ()           # observability.proc_ingest.fields
     watch_interval_ms: int = 0                  # observability.proc_ingest.watch_interval_ms
+    cas_enable: bool = False                    # cas.* (SPEC §13; legacy: disabled before schema 1.3)
+    cas_root: str = "/updates"
+    cas_chunk_bytes: int = 4096
+    cas_delta_enable: bool = False
+    cas_pubkey_hex: str | None = None           # cas.store.sign.pubkey_hex (derived by coh-rtc), if signing
     ticket_secrets: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -113,8 +118,19 @@ class NineDoorConfig:
             proc_9p=tuple(resolved["observability"]["proc_9p"]),
             proc_ingest=tuple(resolved["observability"]["proc_ingest"]["fields"]),
             watch_interval_ms=int(resolved["observability"]["proc_ingest"]["watch_interval_ms"]),
+            cas_enable=bool(resolved["cas"]["enable"]),
+            cas_root=str(resolved["cas"]["store"]["root"]),
+            cas_chunk_bytes=int(resolved["cas"]["store"]["chunk_bytes"]),
+            cas_delta_enable=bool(resolved["cas"]["delta"]["enable"]),
+            cas_pubkey_hex=_cas_pubkey(resolved["cas"]["store"]),
             ticket_secrets=dict(ticket_secrets),
         )
+
+
+def _cas_pubkey(store: Mapping[str, Any]) -> str | None:
+    """``cas.store.sign`` is the one optional table of the resolved manifest (absent: no signing)."""
+    sign = store["sign"] if "sign" in store else None
+    return str(sign["pubkey_hex"]) if sign is not None else None
 
 
 def coerce_config(config: Any) -> NineDoorConfig:

@@ -23,11 +23,13 @@ Decisions, key by key (from reading nine_door/ and root_task/):
   (``cohsh/pool.py``, SPEC §11.7), which take their sizes and retries from the generated
   ``cohsh_policy.toml`` (``cohsh --policy``).
 * ``observability`` is honoured: ``/proc/9p/*``, ``/proc/ingest/*`` and the ``watch`` log (SPEC §12).
-* ``gpu.backend``: no GPU provider exists (``NineDoor._spawn_gpu`` registers none, there is no /gpu
-  tree), so only ``"none"`` is honoured, although SPEC's default is ``"mock"``.
+* ``gpu.backend`` is honoured: ``none``, ``mock`` and ``bridge`` (SPEC §9, nine_door/gpu/).
 * ``telemetry.ring_bytes_per_worker`` sizes the rings (honoured); ``memory_budget_bytes`` is a compile-time
   bound the compiler enforces (honoured); ``frame_schema`` is honoured (``cbor_v1``: nine_door/frame_v1.py).
-* ``sharding`` and ``cas`` are not implemented; their sub-keys only matter once their gate is on.
+* ``sharding`` is honoured: ``/shard/<label>/worker/<id>`` with widths 1 and 2, the legacy alias on and
+  off, and the shard lines of ``/proc/9p/sessions`` (nine_door/shards.py, SPEC §8).
+* ``cas`` is honoured: the store under ``cas.store.root``, manifests, delta packs and Ed25519 signatures
+  (nine_door/cas, SPEC §13).
 """
 from __future__ import annotations
 
@@ -37,10 +39,6 @@ if TYPE_CHECKING:
 
 NOT_IMPLEMENTED: dict[str, tuple[Any, ...]] = {
     # key: values honoured by this build
-    "gpu.backend": ("none",),
-    "sharding.enable": (False,),
-    "cas.enable": (False,),
-    "cas.delta.enable": (False,),
 }
 
 PROBLEM = "not implemented by this build"

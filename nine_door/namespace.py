@@ -11,9 +11,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from .errors import EACCES, EINVAL, ENOENT, ENOTDIR, NineError
-from .nodes import (CtlNode, DirNode, LogNode, Node, SnapshotNode, ZONE_CURSOR, ZONE_LOG, ZONE_PROC_QUEEN,
-                    ZONE_PUBLIC,
-                    ZONE_QUEEN, ZONE_QUEEN_CTL, ZONE_TELEMETRY, ZONE_WORKER_DIR, ZONE_WORKER_ROOT)
+from .nodes import (CtlNode, DirNode, LogNode, Node, SnapshotNode, ZONE_CAS, ZONE_CAS_PENDING,
+                    ZONE_CAS_PENDING_DIR, ZONE_CURSOR, ZONE_LOG, ZONE_PROC_QUEEN, ZONE_PUBLIC, ZONE_QUEEN, ZONE_QUEEN_CTL, ZONE_SHARD, ZONE_TELEMETRY, ZONE_WORKER_DIR,
+                    ZONE_WORKER_ROOT)
+from .shards import ShardProvider, all_labels, shard_label
 from .telemetry import SCHEMA_TEXT, CursorNode, RingNode
 
 Path = tuple[str, ...]
@@ -61,25 +62,40 @@ _RW = Rights(read=True, write=True)
 _T = Rights(through=True)
 
 _QUEEN_RIGHTS = {ZONE_PUBLIC: _R, ZONE_LOG: _RW, ZONE_QUEEN: _R, ZONE_QUEEN_CTL: _W,
-                 ZONE_WORKER_ROOT: _R, ZONE_WORKER_DIR: _R, ZONE_TELEMETRY: _RW, ZONE_CURSOR: _RW, ZONE_PROC_QUEEN: _R}
+                 ZONE_WORKER_ROOT: _R, ZONE_SHARD: _R, ZONE_WORKER_DIR: _R, ZONE_TELEMETRY: _RW, ZONE_CURSOR: _RW, ZONE_PROC_QUEEN: _R,
+                 ZONE_CAS: _R, ZONE_CAS_PENDING_DIR: _R, ZONE_CAS_PENDING: _RW}
 
 
 def rights(node: Node, ident: Identity) -> Rights:
     """The §5.3 access matrix (the cursor row: queen only; workers fall through to no rights)."""
     if ident.role == "queen":
-        return _QUEEN_RIGHTS.get(node.zone, _NONE)
+        found = _QUEEN_RIGHTS.get(node.zone)
+        return found if found is not None else _provider_rights(node, ident)
     zone = node.zone
     if zone == ZONE_PUBLIC:
         return _R
-    if zone == ZONE_LOG:
+    if zone == ZONE_LOG or zone == ZONE_CAS:
         return _R
     if zone == ZONE_WORKER_ROOT:
         return _T
+    if zone == ZONE_SHARD:     # walk-through only toward the worker's own directory (§5.3, §8)
+        owner = node.owner
+        return _T if owner == shard_label(ident.worker_id, len(owner)) else _NONE
     if zone == ZONE_WORKER_DIR:
         return _R if node.owner == ident.worker_id else _NONE
     if zone == ZONE_TELEMETRY:
         return _RW if node.owner == ident.worker_id else _NONE
-    return _NONE
+    return _provider_rights(node, ident)
+
+
+# Zones whose §5.3 rows a provider decides at run time (nine_door/gpu/nodes.py registers the /gpu rows:
+# a worker-gpu's rights follow its current lease): zone → policy(node, identity) → Rights.
+ZONE_POLICIES: dict[str, Callable[[Node, Identity], Rights]] = {}
+
+
+def _provider_rights(node: Node, ident: Identity) -> Rights:
+    policy = ZONE_POLICIES.get(node.zone)
+    return policy(node, ident) if policy is not None else _NONE
 
 
 def validate_name(name: str) -> None:
@@ -125,7 +141,7 @@ class Namespace:
     """The global tree: boot nodes plus worker directories created and removed at runtime."""
 
     def __init__(self, now_ns: Callable[[], int], ring_capacity: int, ring_schema: str = SCHEMA_TEXT,
-                 cursor_files: bool = False) -> None:
+                 cursor_files: bool = False, shard_width: int = 0, legacy_alias: bool = True) -> None:
         self._now_ns = now_ns
         self._next_qid_path = 1
         self.ring_capacity = ring_capacity
@@ -139,7 +155,18 @@ class Namespace:
         self.proc = self.mkdir(self.root, "proc", ZONE_PUBLIC)
         self.log_dir = self.mkdir(self.root, "log", ZONE_PUBLIC)
         self.queen_dir = self.mkdir(self.root, "queen", ZONE_QUEEN)
-        self.worker_root = self.mkdir(self.root, "worker", ZONE_WORKER_ROOT)
+        # §8: with sharding (width 1 or 2) workers live under /shard/<label>/worker, every label made
+        # now; /worker is the canonical root without sharding and an alias of the same nodes with it.
+        self.shard_width = shard_width
+        self.shards: dict[str, ShardProvider] = {}
+        if shard_width:
+            self.shard_root = self.mkdir(self.root, "shard", ZONE_WORKER_ROOT)
+            for label in all_labels(shard_width):
+                shard_dir = self.mkdir(self.shard_root, label, ZONE_SHARD, owner=label)
+                self.shards[label] = ShardProvider(label, self.mkdir(shard_dir, "worker", ZONE_SHARD, owner=label))
+        self.worker_root: DirNode | None = None
+        if not shard_width or legacy_alias:
+            self.worker_root = self.mkdir(self.root, "worker", ZONE_WORKER_ROOT)
         self.queen_log: LogNode = self._attach(self.log_dir, self._new(LogNode, "queen.log", ZONE_LOG, None))
         self.proc_boot: SnapshotNode | None = None
         self.queen_ctl: CtlNode | None = None
@@ -174,13 +201,31 @@ class Namespace:
         return self._attach(parent, self._new(CtlNode, name, zone, None, handler=handler))  # type: ignore
 
     def create_worker(self, worker_id: str) -> tuple[DirNode, RingNode]:
-        """Spawn side effect (§6.3): ``/worker/<id>/telemetry`` and, schema ≥ 1.2, its ``cursor``."""
-        directory = self.mkdir(self.worker_root, worker_id, ZONE_WORKER_DIR, owner=worker_id)
+        """Spawn side effect (§6.3): the worker directory at its canonical path (§8) with ``telemetry``
+        and, schema ≥ 1.2, ``cursor``; with sharding and the legacy alias, ``/worker/<id>`` is the same
+        node (one more name for it, not a copy)."""
+        if self.shard_width:
+            shard = self.shards[shard_label(worker_id, self.shard_width)]
+            directory = self.mkdir(shard.worker_dir, worker_id, ZONE_WORKER_DIR, owner=worker_id)
+            shard.workers[worker_id] = directory
+            if self.worker_root is not None:
+                self.worker_root.children[worker_id] = directory
+        else:
+            directory = self.mkdir(self.worker_root, worker_id, ZONE_WORKER_DIR, owner=worker_id)
         ring = self._attach(directory, self._new(RingNode, "telemetry", ZONE_TELEMETRY, worker_id,
                                                  capacity=self.ring_capacity, schema=self.ring_schema))
         if self.cursor_files:
             self._attach(directory, self._new(CursorNode, "cursor", ZONE_CURSOR, worker_id, ring=ring))
         return directory, ring  # type: ignore[return-value]
+
+    def remove_worker(self, directory: DirNode) -> None:
+        """Kill/revocation side effect: the worker's directory leaves its shard and the alias."""
+        worker_id = directory.name
+        if self.shard_width:
+            self.shards[shard_label(worker_id, self.shard_width)].workers.pop(worker_id, None)
+            if self.worker_root is not None and self.worker_root.children.get(worker_id) is directory:
+                del self.worker_root.children[worker_id]
+        self.remove(directory)
 
     def remove(self, node: Node) -> None:
         """Unlink a subtree; its nodes are marked removed so live fids on them answer ENOENT."""
@@ -295,6 +340,8 @@ class SessionView:
         entry = self._mount_for(visible + (name,)) if self.mounts else None
         if entry is not None:
             child = self.ns.lookup_global(entry.source)
+        elif node.dynamic:                         # CAS upload directories (§13.1)
+            child = node.lookup(name, ident)
         else:
             child = node.children.get(name)
         if child is None or child.removed:

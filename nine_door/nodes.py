@@ -47,11 +47,15 @@ ZONE_PUBLIC = "public"          # /, /proc, /log, /proc/boot
 ZONE_LOG = "log"                # /log/queen.log
 ZONE_QUEEN = "queen"            # /queen
 ZONE_QUEEN_CTL = "queen-ctl"    # /queen/ctl
-ZONE_WORKER_ROOT = "worker-root"  # /worker
+ZONE_WORKER_ROOT = "worker-root"  # /worker, /shard
+ZONE_SHARD = "shard"            # /shard/<label>, /shard/<label>/worker (owner = the label, SPEC §8)
 ZONE_WORKER_DIR = "worker-dir"  # /worker/<id>
 ZONE_TELEMETRY = "telemetry"    # /worker/<id>/telemetry
 ZONE_CURSOR = "cursor"          # /worker/<id>/cursor (queen only, SPEC §5.3)
 ZONE_PROC_QUEEN = "proc-queen"  # /proc/9p, /proc/ingest and their files (queen only, SPEC §5.3, §12)
+ZONE_CAS = "cas"                # <cas root> and committed CAS nodes (every role reads, SPEC §5.3)
+ZONE_CAS_PENDING_DIR = "cas-pending-dir"  # a pending <epoch> and its chunks/ (queen only)
+ZONE_CAS_PENDING = "cas-pending"  # pending manifest.cbor and chunks (queen R W)
 
 LOG_RETAIN_BYTES = 1 << 20  # /log/queen.log keeps at most 1 MiB (SPEC §5.2)
 
@@ -86,6 +90,8 @@ class Node:
     file_type = S_IFREG               # Tgetattr mode's type bits
     is_dir = False
     ingest = False                    # a telemetry sink: its Twrites feed /proc/ingest latency (§12)
+    read_only = False                 # Tlopen for write → EPERM (committed CAS nodes, §13.1)
+    dynamic = False                   # a directory whose children come from lookup() (CAS, §13.1)
 
     def __post_init__(self) -> None:
         self.wire_qid = pack_qid(self.qid_type, self.version, self.qid_path)
@@ -114,6 +120,10 @@ class Node:
 
     def readdir(self, handle: object, offset: int, count: int, caller: "Session") -> bytes:
         raise NineError(ENOTDIR, "not a directory")
+
+    def lookup(self, name: str, ident: object) -> "Node | None":
+        """A ``dynamic`` directory's child for a walk by ``ident`` (None: no such name for it)."""
+        return None
 
 
 class DirHandle:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at boot (docs/build.md)
 
 from .nodes import QTAPPEND, ZONE_PROC_QUEEN, SnapshotNode
+from .shards import shard_label
 
 if TYPE_CHECKING:  # pragma: no cover
     from collections.abc import Callable
@@ -67,6 +68,10 @@ def _line(text: str) -> bytes:
 
 
 def render_sessions(door: "NineDoor") -> bytes:
+    """§12: totals, then with sharding one ``shard <label> <n>`` line per label (zeros included), where
+    ``n`` counts attached worker sessions whose worker maps to that shard."""
+    width = door.ns.shard_width
+    per_shard = dict.fromkeys(door.ns.shards, 0)
     queen = worker = 0
     for session in door.sessions.values():
         if session.attached:
@@ -74,7 +79,11 @@ def render_sessions(door: "NineDoor") -> bytes:
                 queen += 1
             else:
                 worker += 1
-    return _line(f"sessions total={queen + worker} queen={queen} worker={worker} shard_count=0")
+                if width:
+                    per_shard[shard_label(session.identity.worker_id, width)] += 1
+    lines = [f"sessions total={queen + worker} queen={queen} worker={worker} shard_count={len(per_shard)}"]
+    lines.extend(f"shard {label} {count}" for label, count in per_shard.items())
+    return ("\n".join(lines) + "\n").encode()
 
 
 def render_outstanding(door: "NineDoor") -> bytes:

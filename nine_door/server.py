@@ -25,6 +25,7 @@ from .queen_ctl import (Bind, Command, Kill, Mount, SetBudget, SpawnGpu, SpawnHe
                         process_ctl_write)
 from .repeat_lines import RepeatCoalescer
 from .session import Session
+from .gpu import install as install_gpu
 from .observability import Outstanding, install as install_observability, watch_line
 from .telemetry import IngestStats, RingNode
 from .vocabulary import schema_at_least
@@ -125,17 +126,21 @@ class NineDoor:
         self.default_budget = BudgetDefaults(self.config.heartbeat_budget.ttl_s,
                                              self.config.heartbeat_budget.ops)
         self.ns = Namespace(self._now_ns, self.config.ring_bytes_per_worker, self.config.frame_schema,
-                            cursor_files=schema_at_least(self.config.schema, "1.2"))
+                            cursor_files=schema_at_least(self.config.schema, "1.2"),
+                            shard_width=self.config.sharding_width if self.config.sharding_enable else 0,
+                            legacy_alias=self.config.legacy_worker_alias)
         self.ingest = IngestStats()   # §12 counters (fixed-size state)
         self.outstanding = Outstanding()
         self._boot_mono = self.clock.monotonic()
         self.watch = install_observability(self)
+        self.cas = _install_cas(self) if self.config.cas_enable else None   # §13 (schema ≥ 1.3)
         self._next_watch = self._boot_mono + self.config.watch_interval_ms / 1000
         self.ns.proc_boot = self.ns.add_snapshot(self.ns.proc, "boot", self._render_boot)
         self.ns.queen_ctl = self.ns.add_ctl(self.ns.queen_dir, "ctl", ZONE_QUEEN_CTL, self._queen_ctl_write)
         for line in self.boot_lines:
             self.ns.queen_log.append_server_line(line, self._now_ns())
         self.workers: dict[str, WorkerRecord] = {}
+        self.gpu = install_gpu(self)   # /gpu (SPEC §9); None when gpu.backend = "none"
         self.sessions: dict[int, Session] = {}
         # What on_tick must look at, so a tick costs nothing per idle worker (1 000 workers used to cost
         # 1.3 ms per 5 ms tick): TTL deadlines in a heap (stale entries are re-checked and dropped), and
@@ -179,6 +184,8 @@ class NineDoor:
             deadline = self._earliest_deadline(worker)
             if deadline is not None and now_ms >= deadline:
                 self.revoke(worker, REASON_TTL)
+        if self.gpu is not None:
+            self.gpu.on_tick(now_ms)           # bridge job timeouts (§9.3)
         if self._wraps_pending:
             for ring in list(self._wraps_pending):
                 self._maybe_log_wrap(ring)
@@ -207,14 +214,24 @@ class NineDoor:
         return sum(w.ring.capacity for w in self.workers.values())
 
     def mem_stats(self) -> dict[str, int]:
-        """Values for the console's ``mem`` verb (``cas_bytes`` is 0: no CAS before schema 1.3)."""
+        """Values for the console's ``mem`` verb (``cas_bytes``: chunk bytes the CAS store holds)."""
         return {"workers": self.live_workers, "sessions": self.attached_sessions,
                 "telemetry_bytes": self.telemetry_bytes, "telemetry_capacity": self.telemetry_capacity,
-                "cas_bytes": 0}
+                "cas_bytes": self.cas_bytes}
+
+    @property
+    def cas_bytes(self) -> int:
+        """Chunk bytes held by the CAS store, pending included (0 without CAS, §10.5)."""
+        return self.cas.bytes_used if self.cas is not None else 0
 
     def provider_root(self, service: str) -> tuple[str, ...] | None:
         """§5.6 provider → global root path; disabled or unknown providers → None."""
-        roots = {"proc": ("proc",), "log": ("log",), "queen": ("queen",), "workers": ("worker",)}
+        workers = ("shard",) if self.ns.shard_width else ("worker",)    # §5.6: /shard when sharding
+        roots = {"proc": ("proc",), "log": ("log",), "queen": ("queen",), "workers": workers}
+        if self.gpu is not None:
+            roots["gpu"] = ("gpu",)
+        if self.cas is not None:
+            roots["updates"] = (self.cas.root.name,)
         return roots.get(service)
 
     # -- attach (§4.2, §4.5) --------------------------------------------------------------------
@@ -346,7 +363,9 @@ class NineDoor:
         for session in list(worker.sessions):
             session.revoked = True
         self._maybe_log_wrap(worker.ring)
-        self.ns.remove(worker.directory)
+        if self.gpu is not None:                # a GPU worker's lease ends first (§9.2), maybe renaming
+            reason = self.gpu.worker_revoking(worker, reason)   # a TTL end as "lease expired"
+        self.ns.remove_worker(worker.directory)
         self.workers.pop(worker.worker_id, None)
         self.log_append(f"revoked {worker.worker_id}: {reason}")
         try:
@@ -453,9 +472,15 @@ class NineDoor:
         self.start_worker_process(record)
 
     def _check_worker_room(self) -> None:
-        """§6.2: live workers = ``system.max_workers`` → EBUSY, checked before anything is created."""
+        """§6.2: live workers = ``system.max_workers`` → EBUSY, checked before anything is created; also
+        EBUSY when the launcher says the machine has no memory for another worker
+        (docs/spec-decisions.md)."""
         if len(self.workers) >= self.config.max_workers:
             raise NineError(EBUSY, "worker limit reached")
+        room = getattr(self.launcher, "room_for_worker", None)    # the machine's memory (spawner.py)
+        reason = room() if room is not None else None
+        if reason is not None:
+            raise NineError(EBUSY, reason)
 
     def new_worker(self, role: str, budget: Budget) -> WorkerRecord:
         """§6.3 spawn steps shared by every role: next id, directory with telemetry (and cursor), record,
@@ -485,10 +510,11 @@ class NineDoor:
                             ops=budget.ops, ttl_s=budget.ttl_s, issued_at_ms=issued_at_ms)
 
     def _spawn_gpu(self, command: SpawnGpu) -> None:
-        # The GPU tree is out of scope here: with gpu.backend treated as "none", no GPU is registered.
-        if not self.config.role_enabled.get("worker-gpu", False):
-            raise NineError(EPERM, "worker-gpu is disabled")
-        raise NineError(ENOENT, f"GPU {command.lease.gpu_id} is not registered")
+        if self.gpu is None:                    # gpu.backend = "none": no GPU is ever registered
+            if not self.config.role_enabled.get("worker-gpu", False):
+                raise NineError(EPERM, "worker-gpu is disabled")
+            raise NineError(ENOENT, f"GPU {command.lease.gpu_id} is not registered")
+        self.gpu.spawn(command)                 # nine_door/gpu/service.py
 
     def _kill(self, worker_id: str) -> None:
         worker = self.workers.get(worker_id)
@@ -527,6 +553,8 @@ class NineDoor:
     # -- misc -------------------------------------------------------------------------------------
     def _session_closed(self, session: Session) -> None:
         self.sessions.pop(session.session_id, None)
+        if self.gpu is not None:
+            self.gpu.session_closed(session)    # GPUs a bridge session registered go with it (§9.4)
 
     def _now_ns(self) -> int:
         return self.clock.now_ms() * 1_000_000
@@ -564,6 +592,16 @@ class NineDoor:
         if self.net_info is None and cfg.any_tcp_listener:
             content += _net_line({})
         return content
+
+
+def _install_cas(door: NineDoor):
+    """The CAS store at ``cas.store.root`` (nine_door/cas, imported only when the IR enables it)."""
+    from .cas.store import CasStore
+
+    cfg = door.config
+    pubkey = bytes.fromhex(cfg.cas_pubkey_hex) if cfg.cas_pubkey_hex else None
+    return CasStore(door.ns, cfg.cas_root.lstrip("/"), cfg.cas_chunk_bytes, cfg.cas_delta_enable, pubkey,
+                    door.log_append, door._now_ns)
 
 
 def _net_line(info: dict) -> bytes:

@@ -396,6 +396,8 @@ class Session:
                 raise NineError(EISDIR, "directories open read-only")
         elif msg.flags & O_DIRECTORY:
             raise NineError(ENOTDIR, "O_DIRECTORY on a file")
+        if access != O_RDONLY and node.read_only:
+            raise NineError(EPERM, "node is read-only")     # committed CAS nodes (§13.1)
         allowed = rights(node, self.identity)
         if access in (O_RDONLY, O_RDWR) and not allowed.read:
             raise NineError(EACCES, "no read permission")

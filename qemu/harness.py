@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pexpect
 
-from qemu.launch import DEFAULT_INITRD, DEFAULT_KERNEL, GuestPorts, qemu_command
+from qemu.launch import DEFAULT_INITRD, DEFAULT_KERNEL, GuestPorts, NicTap, qemu_command
 from qemu.qmp import Qmp, QmpError
 
 READY = "Cohesix console ready"
@@ -41,6 +41,7 @@ class QemuGuest:
     guest_ports: GuestPorts | None = None
     extra_args: tuple[str, ...] = ()       # appended verbatim to the QEMU command line
     pcap: Path | str | None = None         # guest NIC capture (QEMU filter-dump), guest-side ports
+    nic_tap: bool = False                  # mirror/inject sockets on the guest NIC's RX path (.tap)
     child: pexpect.spawn | None = field(default=None, init=False)
     boot_seconds: float | None = field(default=None, init=False)
     qmp: Qmp | None = field(default=None, init=False)
@@ -50,11 +51,18 @@ class QemuGuest:
     def qmp_socket(self) -> Path | None:
         return Path(self._rundir) / "qmp.sock" if self._rundir else None
 
+    @property
+    def tap(self) -> NicTap | None:
+        """The NIC tap's socket paths (qemu/faults connects to them), when ``nic_tap`` is set."""
+        if not self.nic_tap or not self._rundir:
+            return None
+        return NicTap(mirror=Path(self._rundir) / "tap-mirror.sock", inject=Path(self._rundir) / "tap-inject.sock")
+
     def command(self) -> list[str]:
         return qemu_command(self.kernel, self.initrd, self.console_port or 0, self.ninep_port or 0, self.net,
                             self.exit_after, self.qemu_bin, self.guest_ports,
                             extra_append=self.extra_append, qmp_socket=self.qmp_socket,
-                            pcap=self.pcap) + list(self.extra_args)
+                            pcap=self.pcap, nic_tap=self.tap) + list(self.extra_args)
 
     def start(self, wait_ready: bool = True) -> "QemuGuest":
         for label, path in (("kernel", self.kernel), ("initrd", self.initrd)):

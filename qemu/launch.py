@@ -62,6 +62,30 @@ class GuestPorts:
                                 f"ports); {fix}") from None
 
 
+@dataclass(frozen=True)
+class NicTap:
+    """Two unix sockets on the guest NIC's receive path (frames the user-mode network sends the guest).
+
+    ``mirror``: QEMU writes a copy of every guest-bound frame there (``filter-mirror``); ``inject``: every
+    frame a host process writes there is delivered to the guest NIC as if the network had sent it
+    (``filter-redirector`` with ``indev``). Both are QEMU chardev servers (``wait=off``): with nobody
+    connected QEMU drops the copies and injects nothing. The mirror comes first in the filter chain, so
+    injected frames are not mirrored back. Wire format on both, QEMU's (net/filter-mirror.c, vnet headers
+    off): a 4-byte big-endian length, then the Ethernet frame.
+    """
+
+    mirror: Path | str
+    inject: Path | str
+
+    def arguments(self) -> list[str]:
+        # queue=tx: a netfilter's "tx" queue carries what the netdev (slirp) transmits, i.e. guest-bound
+        # frames; a redirector on that queue hands its indev's frames on towards the guest NIC.
+        return ["-chardev", f"socket,id=tapmirror,path={self.mirror},server=on,wait=off",
+                "-chardev", f"socket,id=tapinject,path={self.inject},server=on,wait=off",
+                "-object", f"filter-mirror,id=tapmirror0,netdev={NETDEV},queue=tx,outdev=tapmirror",
+                "-object", f"filter-redirector,id=tapinject0,netdev={NETDEV},queue=tx,indev=tapinject"]
+
+
 def find_qemu(explicit: str | None = None) -> str:
     candidate = explicit or os.environ.get("COHESIX_QEMU") or "qemu-system-aarch64"
     found = shutil.which(candidate)
@@ -86,12 +110,13 @@ def qemu_command(kernel: Path | str = DEFAULT_KERNEL, initrd: Path | str = DEFAU
                  exit_after: float | None = None, qemu: str | None = None,
                  guest: GuestPorts | None = None, memory_mb: int = MEMORY_MB,
                  extra_append: str = "", qmp_socket: Path | str | None = None,
-                 pcap: Path | str | None = None) -> list[str]:
+                 pcap: Path | str | None = None, nic_tap: NicTap | None = None) -> list[str]:
     """The QEMU command line (SPEC §2.2); the only builder, used by qemu-run.sh, the harness and benches.
 
     A host port of 0 lets QEMU pick a free one (read back with ``qemu.qmp``); ``qmp_socket`` adds a
     QMP server on that unix socket; ``pcap`` records every frame on the guest NIC (``filter-dump``,
-    guest-side addresses and ports) into that file.
+    guest-side addresses and ports) into that file. ``nic_tap`` opens the guest NIC's receive path to a
+    host process (fault injection, qemu/faults): see :class:`NicTap`.
     """
     guest = guest or GuestPorts.from_manifest()
     append = KERNEL_ARGS
@@ -111,10 +136,14 @@ def qemu_command(kernel: Path | str = DEFAULT_KERNEL, initrd: Path | str = DEFAU
         cmd += ["-netdev", f"user,id={NETDEV},{forwards}", "-device", f"virtio-net-device,netdev={NETDEV}"]
         if pcap is not None:
             cmd += ["-object", f"filter-dump,id=capture0,netdev={NETDEV},file={pcap}"]
+        if nic_tap is not None:
+            cmd += nic_tap.arguments()
     elif net != "none":
         raise ValueError(f"--net must be user or none, not {net!r}")
     elif pcap is not None:
         raise ValueError("--pcap needs --net user (there is no guest NIC to capture)")
+    elif nic_tap is not None:
+        raise ValueError("a NIC tap needs --net user (there is no guest NIC to tap)")
     return cmd
 
 

@@ -24,6 +24,13 @@ def _exit_after() -> float | None:
         return None
 
 
+def _memstat_s() -> float:
+    try:
+        return float(os.environ.get("cohesix_memstat") or 0)
+    except ValueError:
+        return 0.0
+
+
 def main() -> int:
     from root_task import platform as substrate
     from root_task.boot import Platform, RootTask
@@ -43,7 +50,7 @@ def main() -> int:
             net_info=(lambda: {"link_up": substrate.link_up("eth0"), **substrate.net_counters("eth0")})
             if wants_net else None,
             power_off=substrate.power_off,
-            v9fs_selftest=os.environ.get("cohesix_v9fs_selftest") == "1")
+            v9fs_selftest=os.environ.get("cohesix_v9fs_selftest") == "1", memstat_s=_memstat_s())
         from root_task.tty import enter_console_mode
 
         enter_console_mode(0)  # /dev/console: the console does its own line editing and echo

@@ -38,6 +38,7 @@ class Platform:
     net_info: Callable[[], dict] | None = None   # link/counter snapshot for /proc/boot's net line
     power_off: Callable[[], None] = lambda: None
     v9fs_selftest: bool = False          # boot parameter cohesix_v9fs_selftest=1 (interop test only)
+    memstat_s: float = 0.0               # boot parameter cohesix_memstat=<s>: memstat lines (memstat.py)
 
 
 @dataclass
@@ -202,6 +203,8 @@ class RootTask:
         self._start_consoles()
         if self.exit_after_s is not None:
             self.pump.call_later(self.exit_after_s, self.shutdown)
+        if self.platform.memstat_s > 0:
+            self.pump.call_every(self.platform.memstat_s, self._memstat)
         self.emit(READY)
         if self.platform.v9fs_selftest and self.ninep_listener is not None:
             self._start_v9fs_selftest()
@@ -242,6 +245,11 @@ class RootTask:
         ticket = mint(self.config.ticket_secrets["queen"], "queen")
         # Run after the prompt, from the loop, so the listener is already being served.
         self.pump.call_later(0.1, lambda: v9fs_selftest.start(self.ninep_listener.port, ticket))
+
+    def _memstat(self) -> None:
+        from root_task import memstat
+
+        self.audit(memstat.line(list(self.workers.pids().values()), self.workers.fork_server_pid))
 
     def _open_worker_session(self, role: str, worker_id: str):
         from nine_door.server import ChannelBinding

@@ -53,7 +53,10 @@ def run_child(port: int, ticket: str) -> int:
         except OSError as exc:
             report.append(f"v9fs write /proc/boot errno={exc.errno}")
         step = "telemetry"
-        report.extend(_read_ring(f"{MOUNT_POINT}/worker/worker-1"))
+        worker_dir = f"{MOUNT_POINT}/worker/worker-1"
+        if "shard" in entries:                  # §8: the canonical directory, and the alias beside it
+            worker_dir = _shard_dir(report, "worker-1")
+        report.extend(_read_ring(worker_dir))
         step = "report"
         with open(f"{MOUNT_POINT}/log/queen.log", "a") as log:
             log.write("\n".join(report) + "\nv9fs done\n")
@@ -63,6 +66,20 @@ def run_child(port: int, ticket: str) -> int:
     except OSError as exc:
         _report_failure(step, exc.errno or 0)
         return 1
+
+
+def _shard_dir(report: list[str], worker_id: str) -> str:
+    """Walk the canonical ``/shard/<label>/worker/<id>/telemetry`` (depth 5) and report whether the
+    legacy alias, when present, reaches the same node (same inode, i.e. the same qid path)."""
+    from nine_door.shards import shard_label
+
+    width = len(os.listdir(f"{MOUNT_POINT}/shard")[0])
+    path = f"/shard/{shard_label(worker_id, width)}/worker/{worker_id}"
+    canonical = os.stat(f"{MOUNT_POINT}{path}/telemetry").st_ino
+    alias = f"{MOUNT_POINT}/worker/{worker_id}/telemetry"
+    same = "absent" if not os.path.isdir(f"{MOUNT_POINT}/worker") else str(os.stat(alias).st_ino == canonical).lower()
+    report.append(f"v9fs shard path={path}/telemetry alias_same={same}")
+    return MOUNT_POINT + path
 
 
 def _read_ring(worker_dir: str, wait_s: float = 20.0) -> list[str]:

@@ -12,8 +12,8 @@ cd "$ROOT"
 PYTHON=${PYTHON:-python3}
 say() { printf '[setup] %s\n' "$*"; }
 
-# 1. Host packages (QEMU, 9P peers for interop tests, archive tools).
-APT_PACKAGES="qemu-system-arm diod cpio libarchive-tools zstd xz-utils python3-venv"
+# 1. Host packages (QEMU, 9P peers for interop tests, archive tools, a headless browser for cohsh hive).
+APT_PACKAGES="qemu-system-arm diod cpio libarchive-tools zstd xz-utils python3-venv chromium chromium-driver"
 missing=""
 for p in $APT_PACKAGES; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
