@@ -35,6 +35,7 @@ class Platform:
     python: str = sys.executable
     pythonpath: str = ""
     isolate_workers: bool = False
+    fork_server: bool = True             # workers forked by root_task/fork_server.py (else one interpreter each)
     net_info: Callable[[], dict] | None = None   # link/counter snapshot for /proc/boot's net line
     power_off: Callable[[], None] = lambda: None
     v9fs_selftest: bool = False          # boot parameter cohesix_v9fs_selftest=1 (interop test only)
@@ -192,6 +193,7 @@ class RootTask:
         self.workers = WorkerProcesses(
             self.pump, self._open_worker_session, python=self.platform.python,
             pythonpath=self.platform.pythonpath, isolate=self.platform.isolate_workers,
+            use_fork_server=self.platform.fork_server and WorkerProcesses.use_fork_server,
             settings=worker_settings(self.config.resolved))
         self.door = NineDoor(door_config, list(self.boot_lines), self.workers, self.clock,
                              throttle=self.throttle, net_info=self.platform.net_info)

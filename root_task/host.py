@@ -41,10 +41,12 @@ def runtime_config_from_ir(path: str) -> RuntimeConfig:
     )
 
 
-def _host_platform(console_port: int, ninep_port: int, serial_in: int | None, serial_out: int) -> Platform:
+def _host_platform(console_port: int, ninep_port: int, serial_in: int | None, serial_out: int,
+                   fork_server: bool = True, memstat_s: float = 0.0) -> Platform:
     return Platform(bind_addr="127.0.0.1", console_port=console_port, ninep_port=ninep_port,
                     ninep_always=True, serial_in=serial_in, serial_out=serial_out,
-                    python=sys.executable, pythonpath=str(REPO_ROOT))
+                    python=sys.executable, pythonpath=str(REPO_ROOT), fork_server=fork_server,
+                    memstat_s=memstat_s)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -58,6 +60,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "drops (SPEC §10.2), as the guest does; Ctrl-C then no longer stops cohesix-host")
     parser.add_argument("--exit-after", type=float, default=None, metavar="S",
                         help="shut down cleanly after S seconds")
+    parser.add_argument("--no-fork-server", action="store_true",
+                        help="start each worker as a fresh interpreter instead of forking it from the fork "
+                             "server (slower, more memory; the spawn benchmark's baseline, docs/workers.md)")
+    parser.add_argument("--memstat", type=float, default=0.0, metavar="S",
+                        help="print a memstat line (worker memory, docs/workers.md) every S seconds")
     return parser.parse_args(argv)
 
 
@@ -75,8 +82,9 @@ def main(argv: list[str] | None = None) -> int:
             print(line, file=sys.stderr)
         return 1
     serial_in = None if args.no_serial else sys.stdin.fileno()
-    task = RootTask(config, _host_platform(args.console_port, args.ninep_port, serial_in, sys.stdout.fileno()),
-                    exit_after_s=args.exit_after)
+    platform = _host_platform(args.console_port, args.ninep_port, serial_in, sys.stdout.fileno(),
+                              fork_server=not args.no_fork_server, memstat_s=args.memstat)
+    task = RootTask(config, platform, exit_after_s=args.exit_after)
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: task.pump.call_soon_threadsafe(task.shutdown))
     saved = enter_console_mode(serial_in, keep_signals=not args.no_signals)   # default: Ctrl-C stops it

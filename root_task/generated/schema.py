@@ -1,5 +1,5 @@
 # GENERATED – do not edit (coh-rtc)
-# manifest sha256 256bd3fdf2b681369074a67c5e236a6c395d0c3990e75882a5f3b2ae1d776363
+# manifest sha256 9c4c2a58e3ba49f90ab6a6d08d6c6a840c690f3832a97027f0fe0956cb4c2e51
 """Telemetry frame and ring parameters compiled by coh-rtc from root_task.toml (SPEC §7.5).
 
 Guest code imports this module; it imports nothing.

@@ -19,8 +19,8 @@ from rtc_helpers import REPO_IR
 def test_repo_ir_resolves_to_the_documented_shape() -> None:
     compiled = compile_ir(REPO_IR)
     r = compiled.resolved
-    assert compiled.schema == "1.2"
-    assert r["root_task"] == {"schema": "1.2"}
+    assert compiled.schema == "1.3"
+    assert r["root_task"] == {"schema": "1.3"}
     assert r["system"] == {"arch": "aarch64", "machine": "virt", "tick_ms": 5, "max_workers": 1024}
     assert r["secure9p"] == {
         "msize": 8192,
@@ -34,17 +34,19 @@ def test_repo_ir_resolves_to_the_documented_shape() -> None:
     assert "auth_token" not in r["console"]  # only the hash: the image carries no token text
     assert r["console"]["auth_token_sha256"] == hashlib.sha256(b"changeme").hexdigest()
     assert b"changeme" not in compiled.manifest_bytes
-    assert r["gpu"] == {"backend": "none"}  # the shipped IR asks only for what the build implements
+    assert r["gpu"] == {"backend": "mock"}  # SPEC's default: GPU-0 and GPU-1 at boot
     assert [t["role"] for t in r["tickets"]] == ["queen", "worker-gpu", "worker-heartbeat"]
     assert r["tickets"][0]["secret_sha256"] == hashlib.sha256(b"bootstrap").hexdigest()
     assert compiled.ticket_secrets == {"queen": "bootstrap", "worker-gpu": "worker-gpu", "worker-heartbeat": "worker"}
-    # schema 1.2: the telemetry data plane on, sharding off (not implemented), CAS at its legacy value
+    # schema 1.3: the whole system — telemetry data plane, sharding at width 2 with the alias, CAS
     assert r["telemetry"] == {"ring_bytes_per_worker": 65536, "frame_schema": "cbor_v1", "memory_budget_bytes": 67108864}
     assert r["observability"] == {"proc_9p": ["outstanding", "sessions", "short_writes"],
                                   "proc_ingest": {"fields": ["backpressure", "dropped", "p50_ms", "p95_ms", "queued"],
                                                   "watch_interval_ms": 1000}}
-    assert r["sharding"]["enable"] is False and r["cas"]["enable"] is False
-    assert "sign" not in r["cas"]["store"]
+    assert r["sharding"] == {"enable": True, "scheme": {"kind": "hex_prefix", "width": 2},
+                             "legacy_worker_alias": True}
+    assert r["cas"]["enable"] is True and r["cas"]["delta"] == {"enable": True}
+    assert r["cas"]["store"] == {"root": "/updates", "chunk_bytes": 4096, "hash": "sha256"}   # unsigned
     assert b"bootstrap" not in compiled.manifest_bytes
 
 
@@ -82,11 +84,13 @@ def test_bootstrap_module_defines_the_required_names() -> None:
         f"# GENERATED – do not edit (coh-rtc)\n# manifest sha256 {compiled.manifest_sha256}\n".encode()
     )
     ns = _exec_module(data)
-    assert ns["MANIFEST_SCHEMA"] == "1.2"
+    assert ns["MANIFEST_SCHEMA"] == "1.3"
     assert ns["MANIFEST_SHA256"] == compiled.manifest_sha256
     assert ns["RESOLVED"] == json.loads(compiled.manifest_bytes)
     assert ns["TICKET_SECRETS"] == compiled.ticket_secrets
-    assert ns["SHARD_LABELS"] == ()
+    from nine_door.shards import all_labels
+
+    assert ns["SHARD_LABELS"] == tuple(all_labels(2))     # the compiler's labels are the server's
     assert ns["PROC_NODES"] == ("/proc/9p/outstanding", "/proc/9p/sessions", "/proc/9p/short_writes", "/proc/boot",
                                 "/proc/ingest/backpressure", "/proc/ingest/dropped", "/proc/ingest/p50_ms",
                                 "/proc/ingest/p95_ms", "/proc/ingest/queued", "/proc/ingest/watch")
@@ -224,10 +228,11 @@ def test_signing_key_is_carried_into_manifest_and_bootstrap(spec_example: Path) 
 def test_output_options_are_honoured() -> None:
     opts = OutputOptions(out_dir="g", manifest="m/x.json", cli_script="s/boot.coh", cohsh_policy="p.toml", doc_dir="d")
     outs = compile_ir(REPO_IR, opts).outputs
-    assert sorted(outs) == ["d/proc_tree.md", "d/root_task_manifest.md", "d/secure9p_limits.md", "d/sharding.md",
-                            "d/telemetry_cbor_schema.md", "g/__init__.py", "g/bootstrap.py", "g/schema.py",
-                            "m/x.json", "m/x.json.sha256", "p.toml", "s/9p_batch.coh", "s/boot.coh",
-                            "s/observe_watch.coh", "s/session_pool.coh", "s/telemetry_ring.coh"]
+    assert sorted(outs) == ["d/cas_layout.md", "d/proc_tree.md", "d/root_task_manifest.md", "d/secure9p_limits.md",
+                            "d/sharding.md", "d/telemetry_cbor_schema.md", "g/__init__.py", "g/bootstrap.py",
+                            "g/schema.py", "m/x.json", "m/x.json.sha256", "p.toml", "s/9p_batch.coh", "s/boot.coh",
+                            "s/cas_roundtrip.coh", "s/observe_watch.coh", "s/session_pool.coh", "s/shard_paths.coh",
+                            "s/telemetry_ring.coh"]
     assert outs["m/x.json.sha256"].endswith(b"  x.json\n")
 
 

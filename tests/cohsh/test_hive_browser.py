@@ -129,9 +129,10 @@ def test_page_spawns_shows_beats_reports_errno_and_kills_on_the_host(host_hive):
     try:
         drive(browser, hive, "hive-host.png")
         assert (LOG_DIR / "hive-host.png").stat().st_size > 1000
-        # the ingest plots and the GPU panel are on the page (this IR has no GPUs)
+        # the ingest plots and the GPU panel are on the page (the shipped IR's two mock GPUs)
         assert len(browser.find_elements("css selector", "#plots .uplot")) == 4
-        assert browser.find_element("id", "gpus").text == "no GPUs"
+        gpus = browser.find_element("id", "gpus").text
+        assert "GPU-0 Mock 4090" in gpus and "GPU-1 Mock 4060" in gpus
     finally:
         browser.quit()
         shutil.rmtree(profile, ignore_errors=True)

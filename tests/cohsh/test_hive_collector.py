@@ -55,7 +55,7 @@ def test_spawn_beats_and_kill_tick_by_tick(system):
         collector.tick()
         delta = last_delta(collector)
         assert [w["id"] for w in delta["workers"]] == ["worker-1"]
-        assert delta["workers"][0]["kind"] == "heartbeat" and delta["workers"][0]["group"] == "all"
+        assert delta["workers"][0]["kind"] == "heartbeat" and delta["workers"][0]["group"] == "13"  # §8
         assert "spawned worker-1 ticks=1000 ttl=300 ops=10000" in delta["log"]
         deadline = time.monotonic() + 5
         while collector.workers["worker-1"].beats < 2 and time.monotonic() < deadline:

@@ -79,7 +79,9 @@ def test_linux_v9fs_mounts_ninedoor_inside_the_guest(guest_factory, test_image):
             break
         time.sleep(1)
     assert "v9fs done" in log, f"self-test did not finish; log:\n{log}\nserial:\n{guest.serial_text}"
-    assert "v9fs ls / entries=log,proc,queen,worker" in log
+    assert "v9fs ls / entries=gpu,log,proc,queen,shard,updates,worker" in log
+    # the shipped IR shards at width 2: depth-5 canonical path, and the legacy alias to the same node
+    assert "v9fs shard path=/shard/13/worker/worker-1/telemetry alias_same=true" in log
     assert "v9fs cat /proc/boot first=Cohesix boot: root-task online" in log
     assert "v9fs append /queen/ctl bytes=32" in log
     assert "v9fs write /proc/boot errno=13" in log  # EACCES (SPEC §3.5)
@@ -191,3 +193,18 @@ def test_c14_pool_over_the_forwarded_9p_port(guest_factory, test_image):
     assert ours == [f"c14-{i}".encode() for i in range(1, total + 1)]
     assert result.records == total and result.recoveries >= 1
     assert result.short_writes > 0 and result.retries > 0, result
+
+
+def test_c8_mock_gpus_over_the_forwarded_9p_port(guest_factory, test_image):
+    """Issue 16 acceptance 1 in a booted guest: the shipped IR's mock backend (GPU-0, GPU-1), a GPU worker
+    forked in the guest, its lease, the self-test job's RUNNING/OK lines with the §9.3 result hash in its
+    telemetry, then lease expiry and ESTALE on the job fid (tests/conformance_gpu.py)."""
+    from nine_door import tickets
+    from tests.conformance_gpu import GpuTarget, run_c8
+
+    image_dir, compiled = test_image
+    assert compiled.resolved["gpu"]["backend"] == "mock"
+    guest = boot(guest_factory, image_dir)
+    target = GpuTarget("127.0.0.1", guest.ninep_port, tickets.mint(compiled.ticket_secrets["queen"], "queen"),
+                       compiled.ticket_secrets["worker-gpu"])
+    run_c8(target, ttl_s=15)

@@ -103,7 +103,7 @@ def test_v9fs_walks_the_canonical_shard_path_and_the_alias(guest):
             break
         time.sleep(1)
     assert "v9fs done" in log, f"self-test did not finish; log:\n{log}"
-    assert "v9fs ls / entries=log,proc,queen,shard,worker" in log
+    assert "v9fs ls / entries=gpu,log,proc,queen,shard,worker" in log
     assert f"v9fs shard path=/shard/{shard_label('worker-1', 1)}/worker/worker-1/telemetry alias_same=true" in log
     assert any(line.startswith("v9fs telemetry frames=") for line in log), log
 
