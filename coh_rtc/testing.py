@@ -28,7 +28,7 @@ BASE_DOCUMENT: dict[str, Any] = {
     "root_task": {"schema": "1.0"},
     "system": {"arch": "aarch64", "tick_ms": 5},
     "console": {"auth_token": "changeme", "tcp": {"enable": True, "port": CONSOLE_TCP_PORT}},
-    "gpu": {"backend": "none"},  # SPEC's default "mock" is not implemented (nine_door/features.py)
+    "gpu": {"backend": "none"},  # tests opt in to the mock GPUs (SPEC's default) where they need them
     "tickets": [
         {"role": "queen", "secret": "bootstrap"},
         {"role": "worker-heartbeat", "secret": "worker"},
