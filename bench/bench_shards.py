@@ -41,6 +41,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(HERE))
 
 from bench_report import report_region  # noqa: E402
+from svg_plot import line_chart  # noqa: E402
 from coh_rtc.testing import TICKET_SECRETS, write_ir  # noqa: E402
 from nine_door import frame_v1, messages as m, tickets  # noqa: E402
 from nine_door.client import Client, SocketStreamTransport  # noqa: E402
@@ -50,6 +51,7 @@ from qemu.launch import free_port  # noqa: E402
 from root_task.memstat import smaps_kb  # noqa: E402
 
 START, END = "<!-- bench:shards:start -->", "<!-- bench:shards:end -->"
+PLOT = "plots/shards_cost.svg"          # beside the report
 SPAWN = b'{"spawn":"heartbeat","ticks":1000000}\n'
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -202,6 +204,7 @@ def render(rows: list[dict], peer: tuple[int, float, float], quick: bool) -> str
              "| live workers | spawn + attach all | server CPU per append | vs 16 | per 5-name walk | vs 16 "
              "| worker USS | worker PSS |",
              "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    table_end = len(lines)
     for row in rows:
         lines.append(f"| {row['n']:,} | {row['spawn_s']:.2f} s | {row['append_us']:.0f} µs "
                      f"| {row['append_us'] / base['append_us']:.2f}× | {row['walk_us']:.0f} µs "
@@ -214,7 +217,16 @@ def render(rows: list[dict], peer: tuple[int, float, float], quick: bool) -> str
               f"{big['append_us'] / base['append_us']:.2f}× and per walk {big['walk_us'] / base['walk_us']:.2f}× "
               f"from {base['n']} to {big['n']:,} workers (goal ≤ 1.2×). Single runs on a shared 2-core machine: "
               "differences under ~20 % are noise.", "", END]
+    lines[table_end:table_end] = ["", f"![server CPU per request against live workers]({PLOT})"]
     return "\n".join(lines)
+
+
+def plot(rows: list[dict]) -> str:
+    """Server CPU per request against live workers: flat lines mean no per-worker cost on the path."""
+    return line_chart("Server CPU per request vs live workers", "live heartbeat workers (log scale)",
+                      "µs of root-task CPU", [row["n"] for row in rows],
+                      {"append (Frame v1)": [row["append_us"] for row in rows],
+                       "5-name walk": [row["walk_us"] for row in rows]})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -238,6 +250,11 @@ def main(argv: list[str] | None = None) -> int:
         forked, fresh = fresh_interpreter_spawn(peer_n, ir)
         print(f"spawn {peer_n}: fork server {forked:.2f} s, fresh interpreters {fresh:.2f} s", flush=True)
     report_region(args.report, START, END, render(rows, (peer_n, forked, fresh), args.quick))
+    if args.report is not None:
+        target = (args.report if args.report.is_absolute() else Path.cwd() / args.report).parent / PLOT
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(plot(rows))
+        print(f"plot written to {target}", flush=True)
     return 0
 
 
