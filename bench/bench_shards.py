@@ -204,11 +204,11 @@ def render(rows: list[dict], peer: tuple[int, float, float], quick: bool) -> str
              "| live workers | spawn + attach all | server CPU per append | vs 16 | per 5-name walk | vs 16 "
              "| worker USS | worker PSS |",
              "|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    table_end = len(lines)
     for row in rows:
         lines.append(f"| {row['n']:,} | {row['spawn_s']:.2f} s | {row['append_us']:.0f} µs "
                      f"| {row['append_us'] / base['append_us']:.2f}× | {row['walk_us']:.0f} µs "
                      f"| {row['walk_us'] / base['walk_us']:.2f}× | {row['uss']:.2f} MiB | {row['pss']:.2f} MiB |")
+    table_end = len(lines)
     count, forked, fresh = peer
     big = rows[-1]
     lines += ["", f"Spawn peer, same run: {count} workers spawned and attached in {forked:.2f} s by the fork server, "
