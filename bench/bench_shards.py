@@ -48,7 +48,7 @@ from nine_door.client import Client, SocketStreamTransport  # noqa: E402
 from nine_door.messages import O_APPEND, O_RDONLY, O_WRONLY  # noqa: E402
 from nine_door.shards import shard_label  # noqa: E402
 from qemu.launch import free_port  # noqa: E402
-from root_task.memstat import smaps_kb  # noqa: E402
+from root_task.memstat import average_kb, children  # noqa: E402
 
 START, END = "<!-- bench:shards:start -->", "<!-- bench:shards:end -->"
 PLOT = "plots/shards_cost.svg"          # beside the report
@@ -107,12 +107,10 @@ class HostSystem:
         return time.monotonic() - started
 
     def worker_memory(self) -> tuple[float, float]:
-        server = [int(p) for p in os.listdir("/proc") if p.isdigit() and _parent(int(p)) == self.proc.pid]
-        workers = [int(p) for p in os.listdir("/proc") if p.isdigit() and _parent(int(p)) in server]
-        samples = [s for s in (smaps_kb(pid) for pid in workers[:: max(1, len(workers) // 64)]) if s]
-        if not samples:
-            return 0.0, 0.0
-        return (statistics.mean(s["Uss"] for s in samples) / 1024, statistics.mean(s["Pss"] for s in samples) / 1024)
+        """Mean USS and PSS (MiB) of the workers: the children of the host's child, the fork server."""
+        workers = [pid for server in children(self.proc.pid) for pid in children(server)]
+        uss, pss = average_kb(workers)
+        return uss / 1024, pss / 1024
 
     def close(self) -> None:
         self.proc.terminate()
@@ -121,14 +119,6 @@ class HostSystem:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-
-
-def _parent(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            return int(handle.read().rsplit(b")", 1)[1].split()[1])
-    except (OSError, ValueError, IndexError):
-        return -1
 
 
 def server_cpu_us(system: HostSystem, ops: int, run) -> float:

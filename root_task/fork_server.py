@@ -49,9 +49,9 @@ def main(control_fd: int) -> int:
 
     control = socket.socket(fileno=control_fd)
     _set_oom_score(FORK_SERVER_OOM_SCORE)
-    modules: dict[str, object] = {}
-    for name in sorted(set(WORKER_MODULES.values())):
-        _import(name, modules)
+    modules = {name: module for name in sorted(set(WORKER_MODULES.values()))
+               if (module := _load(name)) is not None}
+    gc.freeze()
     signal.signal(signal.SIGCHLD, _reap_children)
     while True:
         try:
@@ -69,22 +69,19 @@ def main(control_fd: int) -> int:
                 os.close(fd)
 
 
-def _import(name: str, modules: dict[str, object]) -> object | None:
+def _load(name: str) -> object | None:
     """Import a worker module into the fork server's image (shared by every child) and run its optional
-    ``warm()`` (lazy imports and caches its loop would otherwise fill in each child); ``gc.freeze`` then
-    moves everything made so far out of the collector's reach, so a child's collections do not write
-    to (and copy) the shared pages."""
-    module = modules.get(name)
-    if module is None:
-        try:
-            module = modules[name] = importlib.import_module(name)
-            warm = getattr(module, "warm", None)
-            if warm is not None:
-                warm()
-        except ImportError as exc:
-            print(f"fork-server: cannot import {name}: {exc}", file=sys.stderr)
-            return None
-        gc.freeze()
+    ``warm()`` (lazy imports and caches its loop would otherwise fill in each child). ``main`` then calls
+    ``gc.freeze``, moving everything made so far out of the collector's reach, so a child's collections
+    do not write to (and copy) the shared pages."""
+    try:
+        module = importlib.import_module(name)
+    except ImportError as exc:
+        print(f"fork-server: cannot import {name}: {exc}", file=sys.stderr)
+        return None
+    warm = getattr(module, "warm", None)
+    if warm is not None:
+        warm()
     return module
 
 
@@ -96,7 +93,7 @@ def _serve(control: socket.socket, message: bytes, fds: list[int], modules: dict
     except (ValueError, KeyError, TypeError):
         control.send(json.dumps({"worker_id": None, "error": "malformed request"}).encode())
         return
-    module = _import(module_name, modules) if module_name in _known_modules() else None
+    module = modules.get(module_name)
     if module is None or len(fds) != 1:
         reason = "unknown module" if module is None else "expected one channel descriptor"
         control.send(json.dumps({"worker_id": worker_id, "error": reason}).encode())
@@ -117,12 +114,6 @@ def _serve(control: socket.socket, message: bytes, fds: list[int], modules: dict
         socket.send_fds(control, [json.dumps({"worker_id": worker_id, "pid": pid}).encode()], [pidfd])
     finally:
         os.close(pidfd)
-
-
-def _known_modules() -> set[str]:
-    from root_task.spawner import WORKER_MODULES
-
-    return set(WORKER_MODULES.values())
 
 
 def _run_child(control: socket.socket, channel_fd: int, worker_id: str, ticket: str, uid: int | None,

@@ -44,9 +44,9 @@ def smaps_kb(pid: int) -> dict[str, int]:
     return values
 
 
-def children_of(parent: int) -> int:
+def children(parent: int) -> list[int]:
     """Live (non-zombie) processes whose parent is ``parent``, read from ``/proc/<pid>/stat``."""
-    count = 0
+    found = []
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
@@ -56,16 +56,22 @@ def children_of(parent: int) -> int:
         except OSError:
             continue
         if fields[0] != b"Z" and int(fields[1]) == parent:
-            count += 1
-    return count
+            found.append(int(name))
+    return found
+
+
+def average_kb(pids: list[int]) -> tuple[int, int]:
+    """Mean (USS, PSS) in KiB over at most SAMPLE_WORKERS of ``pids``, evenly spread; (0, 0) if none."""
+    step = max(1, len(pids) // SAMPLE_WORKERS)
+    samples = [s for s in (smaps_kb(pid) for pid in pids[::step]) if s]
+    if not samples:
+        return 0, 0
+    return sum(s["Uss"] for s in samples) // len(samples), sum(s["Pss"] for s in samples) // len(samples)
 
 
 def line(worker_pids: list[int], fork_server_pid: int | None) -> str:
-    step = max(1, len(worker_pids) // SAMPLE_WORKERS)
-    samples = [s for s in (smaps_kb(pid) for pid in worker_pids[::step]) if s]
-    uss = sum(s["Uss"] for s in samples) // len(samples) if samples else 0
-    pss = sum(s["Pss"] for s in samples) // len(samples) if samples else 0
+    uss, pss = average_kb(worker_pids)
     server = smaps_kb(fork_server_pid).get("Rss", 0) if fork_server_pid else 0
     return (f"memstat mem_available_kb={mem_available_kb()} workers={len(worker_pids)} "
             f"worker_uss_kb={uss} worker_pss_kb={pss} fork_server_rss_kb={server} "
-            f"fork_children={children_of(fork_server_pid) if fork_server_pid else 0}")
+            f"fork_children={len(children(fork_server_pid)) if fork_server_pid else 0}")

@@ -15,7 +15,6 @@ Run as ``python -m workers.worker_gpu`` with ``COHESIX_CHANNEL_FD``, ``COHESIX_W
 from __future__ import annotations
 
 import hashlib
-import os
 import socket
 import sys
 import time
@@ -24,7 +23,7 @@ from collections.abc import Callable
 from nine_door.client import Client, SeqPacketTransport, ShortWritePolicy
 from nine_door.errors import NineError
 from nine_door.messages import O_APPEND, O_WRONLY
-from workers.worker_heart import EXIT_ERRNOS, telemetry_path
+from workers.worker_heart import EXIT_ERRNOS, run_from_environment, telemetry_path
 
 KIND_TEXT = 0    # SPEC §7.5 Frame v1 kind of the ready line
 SELFTEST_PAYLOAD_B64 = "AACAPwAAAEAAAEBAAACAQAAAIEEAAKBBAADwQQAAIEI="   # a = 1,2,3,4; b = 10,20,30,40
@@ -98,11 +97,7 @@ def _wait_for_close(sock: socket.socket) -> None:
 
 
 def _from_environment() -> int:
-    env = os.environ
-    policy = ShortWritePolicy(int(env.get("COHESIX_BACKOFF_MS", "5")), int(env.get("COHESIX_MAX_RETRIES", "3")))
-    return main(int(env["COHESIX_CHANNEL_FD"]), env["COHESIX_WORKER_ID"], env["COHESIX_TICKET"],
-                frame_schema=env.get("COHESIX_FRAME_SCHEMA", "text"), policy=policy,
-                shard_width=int(env.get("COHESIX_SHARD_WIDTH", "0")))
+    return run_from_environment(main)
 
 
 if __name__ == "__main__":

@@ -112,14 +112,19 @@ def main(channel_fd: int, worker_id: str, ticket: str, interval_ms: int = 1000,
         sock.close()
 
 
-def _from_environment() -> int:
-    """The spawner's environment (root_task/spawner.py): the channel, the identity, and the IR values
-    a worker needs (frame schema, short-write backoff and retries, shard width)."""
+def run_from_environment(worker_main: Callable[..., int]) -> int:
+    """Run a worker's ``main`` with the spawner's environment (root_task/spawner.py): the channel, the
+    identity, and the IR values a worker needs (frame schema, short-write backoff and retries, shard
+    width). Every worker program takes the same arguments, so they all start through this."""
     env = os.environ
     policy = ShortWritePolicy(int(env.get("COHESIX_BACKOFF_MS", "5")), int(env.get("COHESIX_MAX_RETRIES", "3")))
-    return main(int(env["COHESIX_CHANNEL_FD"]), env["COHESIX_WORKER_ID"], env["COHESIX_TICKET"],
-                frame_schema=env.get("COHESIX_FRAME_SCHEMA", "text"), policy=policy,
-                shard_width=int(env.get("COHESIX_SHARD_WIDTH", "0")))
+    return worker_main(int(env["COHESIX_CHANNEL_FD"]), env["COHESIX_WORKER_ID"], env["COHESIX_TICKET"],
+                       frame_schema=env.get("COHESIX_FRAME_SCHEMA", "text"), policy=policy,
+                       shard_width=int(env.get("COHESIX_SHARD_WIDTH", "0")))
+
+
+def _from_environment() -> int:
+    return run_from_environment(main)
 
 
 if __name__ == "__main__":
