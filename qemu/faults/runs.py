@@ -19,8 +19,6 @@ Each run ends in one summary line (:meth:`RunResult.line`).
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 import threading
 import time
 import tomllib
@@ -28,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cohsh.pool import Pool, PoolError, PoolPolicy
+from qemu.ir_image import build_for_ir
 from cohsh.transport_tcp import ConsoleClient, TcpPolicy, TransportLost, tcp_connector
 from qemu.faults.frames import Addresses, Mangler, flood_frames
 from qemu.faults.probes import SerialProbe, TickGapMeter
@@ -147,10 +146,7 @@ def build_image(work: Path, cache: Path = REPO / "out" / "cache") -> FaultImage:
     ir = work / "root_task.toml"
     ir.write_text(fault_ir_text((REPO / "configs" / "root_task.toml").read_text()))
     compiled = compile_ir(ir)
-    proc = subprocess.run([sys.executable, "-m", "image.build", "--out", str(work / "out"), "--ir", str(ir),
-                           "--cache", str(cache), "--compress", "zstd"], cwd=REPO, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"image build failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+    build_for_ir(ir, work / "out", cache)
     resolved = compiled.resolved
     ports = GuestPorts(console=resolved["console"]["tcp"]["port"],
                        ninep=resolved["secure9p"]["tcp_listener"]["port"], ninep_enabled=True)

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from qemu.ir_image import build_for_ir
+
 from coh_rtc import compile_ir
 from nine_door import tickets
 from nine_door.nodes import QTFILE
@@ -54,9 +56,7 @@ def cas_image(tmp_path_factory):
     (work / "cas.pub").write_text(ed25519.public_key(SEED).hex() + "\n")
     compiled = compile_ir(ir)
     assert compiled.resolved["cas"]["enable"] is True
-    subprocess.run([sys.executable, "-m", "image.build", "--out", str(work / "out"), "--ir", str(ir),
-                    "--cache", str(REPO / "out" / "cache"), "--compress", "zstd"],
-                   cwd=REPO, check=True, capture_output=True)
+    build_for_ir(ir, work / "out")
     return work / "out", compiled
 
 

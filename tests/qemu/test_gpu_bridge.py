@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from qemu.ir_image import build_for_ir
+
 from coh_rtc import compile_ir
 from nine_door import tickets
 from tests.conformance_gpu import SELFTEST_RESULT, GpuTarget, run_c8, spawned_worker, wait_for
@@ -30,9 +32,7 @@ def bridge_image(tmp_path_factory):
     ir.write_text(text)
     compiled = compile_ir(ir)
     assert compiled.resolved["gpu"]["backend"] == "bridge"
-    subprocess.run([sys.executable, "-m", "image.build", "--out", str(work / "out"), "--ir", str(ir),
-                    "--cache", str(REPO / "out" / "cache"), "--compress", "zstd"],
-                   cwd=REPO, check=True, capture_output=True)
+    build_for_ir(ir, work / "out")
     return work / "out", compiled
 
 

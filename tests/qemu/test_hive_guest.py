@@ -8,11 +8,11 @@ rises within 3 s → a ctl error shows its errno text → kill from the page →
 """
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from qemu.ir_image import build_for_ir
 
 from coh_rtc import compile_ir
 from cohsh.hive.cli import Hive
@@ -28,9 +28,7 @@ def listener_image(tmp_path_factory):
     work = tmp_path_factory.mktemp("hive-image")
     ir = make_test_ir(work)
     compiled = compile_ir(ir)
-    subprocess.run([sys.executable, "-m", "image.build", "--out", str(work / "out"), "--ir", str(ir),
-                    "--cache", str(REPO / "out" / "cache"), "--compress", "zstd"],
-                   cwd=REPO, check=True, capture_output=True)
+    build_for_ir(ir, work / "out")
     return work / "out", compiled
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from coh_rtc import compile_ir
+from qemu.ir_image import build_for_ir
 from qemu.launch import GuestPorts
 from tests.transcript import assert_transcript
 
@@ -43,9 +44,7 @@ def test_image(tmp_path_factory):
     assert compiled.resolved["secure9p"]["tcp_listener"]["enable"] is True
     assert compiled.resolved["system"]["tick_ms"] == 7
     assert compiled.resolved["console"]["tcp"]["port"] == TEST_CONSOLE_PORT
-    subprocess.run([sys.executable, "-m", "image.build", "--out", str(work / "out"), "--ir", str(ir),
-                    "--cache", str(REPO / "out" / "cache"), "--compress", "zstd"],
-                   cwd=REPO, check=True, capture_output=True)
+    build_for_ir(ir, work / "out")
     manifest = json.loads((work / "out" / "rootfs.manifest.json").read_text())
     assert [m["format"] for m in manifest["payload"]["members"]] == ["newc+zstd"]
     return work / "out", compiled

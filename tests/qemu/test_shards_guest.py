@@ -14,8 +14,6 @@ QEMU tests), the legacy alias on and the 9P listener on:
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -29,7 +27,10 @@ from nine_door.errors import NineError
 from nine_door.messages import O_APPEND, O_RDONLY, O_WRONLY
 from nine_door.shards import shard_label
 from qemu.harness import QemuGuest
+from qemu.ir_image import build_for_ir
 from qemu.launch import GuestPorts
+
+from .test_ir_images import TEST_CONSOLE_PORT, make_test_ir
 
 REPO = Path(__file__).resolve().parents[2]
 LOG_DIR = REPO / "out" / "test-logs"
@@ -39,13 +40,12 @@ MIN_WORKERS = 32                # fewer than this means the per-worker cost regr
 
 
 def make_ir(dest: Path) -> Path:
-    text = (REPO / "configs" / "root_task.toml").read_text()
-    text = re.sub(r"(\[secure9p\.tcp_listener\][^\[]*?)enable = false", r"\1enable = true", text, flags=re.S)
-    text = re.sub(r"^schema = \"1\.\d\"", 'schema = "1.2"', text, count=1, flags=re.M)
+    """The QEMU tests' IR (test_ir_images.make_test_ir: 9P listener on) at schema 1.2, sharded at width 1."""
+    ir = make_test_ir(dest)
+    text = re.sub(r"^schema = \"1\.\d\"", 'schema = "1.2"', ir.read_text(), count=1, flags=re.M)
     text = re.sub(r"\[sharding\][^\[]*", "[sharding]\nenable = true\nlegacy_worker_alias = true\n"
                   "scheme = { kind = \"hex_prefix\", width = 1 }\n\n", text, flags=re.S)
     text = re.sub(r"\[cas[^\n]*\][^\[]*", "", text, flags=re.S)       # schema 1.3 tables, if shipped
-    ir = dest / "root_task.toml"
     ir.write_text(text)
     return ir
 
@@ -57,11 +57,9 @@ def guest(tmp_path_factory):
     compiled = compile_ir(ir)
     assert compiled.resolved["sharding"]["enable"] is True
     assert compiled.resolved["sharding"]["scheme"]["width"] == 1
-    subprocess.run([sys.executable, "-m", "image.build", "--out", str(work / "out"), "--ir", str(ir),
-                    "--cache", str(REPO / "out" / "cache"), "--compress", "zstd"],
-                   cwd=REPO, check=True, capture_output=True)
+    build_for_ir(ir, work / "out")
     machine = QemuGuest(kernel=work / "out" / "Image", initrd=work / "out" / "rootfs.cpio",
-                        guest_ports=GuestPorts(console=31337, ninep=564, ninep_enabled=True),
+                        guest_ports=GuestPorts(console=TEST_CONSOLE_PORT, ninep=564, ninep_enabled=True),
                         log_path=LOG_DIR / "test_shards_guest.log",
                         extra_append="cohesix_v9fs_selftest=1 cohesix_memstat=2")
     machine.start()
@@ -79,17 +77,6 @@ def client_for(guest: QemuGuest, compiled) -> Client:
     client.version(8192)
     client.attach("queen", tickets.mint(compiled.ticket_secrets["queen"], "queen"))
     return client
-
-
-def cat(client: Client, path: str) -> str:
-    fid = client.open(path, O_RDONLY)
-    try:
-        out = b""
-        while chunk := client.read(fid, len(out), 8000):
-            out += chunk
-        return out.decode()
-    finally:
-        client.clunk(fid)
 
 
 def test_v9fs_walks_the_canonical_shard_path_and_the_alias(guest):
@@ -127,7 +114,7 @@ def test_as_many_workers_as_memory_holds_then_nothing_leaks(guest):
           f"(stopped by {'EBUSY' if refusal == E.EBUSY else 'the target'})")
     assert refusal in (None, E.EBUSY)
     assert spawned >= MIN_WORKERS
-    ours = [ln.split()[1] for ln in cat(queen, "/log/queen.log").splitlines()
+    ours = [ln.split()[1] for ln in read_text(queen, "/log/queen.log").splitlines()
             if ln.startswith("spawned worker-") and " ticks=100000 " in ln]
     assert len(ours) == spawned
     wait_sessions(queen, spawned, 120, exact=True)     # the self-test's worker (ticks=3) has ended
@@ -146,7 +133,7 @@ def test_as_many_workers_as_memory_holds_then_nothing_leaks(guest):
         batch = b"".join(b'{"kill":"%s"}\n' % w.encode() for w in ours[start:start + 100])
         assert queen.write(ctl, 0, batch) == len(batch)
     wait_sessions(queen, 0, 60, exact=True)
-    assert cat(queen, "/proc/ingest/queued") == "queued=0\n"
+    assert read_text(queen, "/proc/ingest/queued") == "queued=0\n"
     mem = machine.command_lines("mem", until="\ncas_bytes=")      # only the mem verb prints it
     assert "workers=0" in mem and "telemetry_capacity=0" in mem, mem
     # serial output is read as it is expected: wait for a memstat line that shows no worker process
@@ -157,10 +144,14 @@ def test_as_many_workers_as_memory_holds_then_nothing_leaks(guest):
     queen.clunk(ctl)
 
 
+def read_text(client: Client, path: str) -> str:
+    return client.read_all(path).decode()
+
+
 def wait_sessions(client: Client, n: int, timeout: float, exact: bool = False) -> str:
     deadline = time.monotonic() + timeout
     while True:
-        first = cat(client, "/proc/9p/sessions").splitlines()[0]
+        first = read_text(client, "/proc/9p/sessions").splitlines()[0]
         workers = int(re.search(r" worker=(\d+) ", first).group(1))
         if workers == n or (not exact and workers >= n):
             return first

@@ -6,18 +6,17 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 
 import pytest
 
-from coh_rtc.testing import TICKET_SECRETS, write_ir
-from nine_door import tickets
-from nine_door.client import Client, SocketStreamTransport
+from coh_rtc.testing import write_ir
+from nine_door.client import Client
 from nine_door.messages import O_APPEND, O_RDONLY, O_WRONLY
 from root_task.spawner import FIRST_WORKER_UID
+
+from .test_host_c13 import alive, connect, wait_for
 
 SPAWN = b'{"spawn":"heartbeat","ticks":100000}\n'
 
@@ -32,10 +31,7 @@ def system(tmp_path):
 
 
 def queen(system) -> Client:
-    client = Client(SocketStreamTransport(socket.create_connection(("127.0.0.1", system.ninep_port), timeout=30)))
-    client.version(8192)
-    client.attach("queen", tickets.mint(TICKET_SECRETS["queen"], "queen"))
-    return client
+    return connect(system.ninep_port)
 
 
 def attached_workers(client: Client) -> int:
@@ -44,15 +40,6 @@ def attached_workers(client: Client) -> int:
         return int(client.read(fid, 0, 8000).split(b" worker=")[1].split()[0])
     finally:
         client.clunk(fid)
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-    return value
 
 
 def status_field(pid: int, name: str) -> str:
@@ -102,7 +89,7 @@ def test_kill_ends_the_process_and_a_dead_fork_server_is_replaced(system):
     first = workers.pids()["worker-1"]
     q.write(ctl, 0, b'{"kill":"worker-1"}\n')
     wait_for(lambda: "worker-1" not in workers.pids(), 10, "the spawner to forget worker-1 (its pidfd)")
-    wait_for(lambda: not _alive(first), 10, "worker-1's process to end")
+    wait_for(lambda: not alive(first), 10, "worker-1's process to end")
     # the fork server dies: running workers keep their channels; the next spawn starts a new server
     old_server = workers.fork_server_pid
     os.kill(old_server, signal.SIGKILL)
@@ -111,12 +98,5 @@ def test_kill_ends_the_process_and_a_dead_fork_server_is_replaced(system):
     wait_for(lambda: "worker-3" in workers.pids(), 30, "worker-3 forked by a new fork server")
     assert workers.fork_server_pid not in (None, old_server)
     wait_for(lambda: attached_workers(q) == 2, 30, "worker-2 and worker-3 attached")
-    assert _alive(workers.pids()["worker-2"])
+    assert alive(workers.pids()["worker-2"])
 
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            return handle.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except OSError:
-        return False

@@ -8,7 +8,6 @@ process, session or ring behind.
 """
 from __future__ import annotations
 
-import os
 import socket
 import threading
 import time
@@ -37,14 +36,7 @@ def connect(port: int) -> Client:
 
 
 def cat(client: Client, path: str) -> str:
-    fid = client.open(path, O_RDONLY)
-    try:
-        out = b""
-        while chunk := client.read(fid, len(out), 8000):
-            out += chunk
-        return out.decode()
-    finally:
-        client.clunk(fid)
+    return client.read_all(path).decode()
 
 
 def sessions_showing(client: Client, needle: str) -> str | None:
@@ -103,7 +95,7 @@ def test_c13_thousand_workers_from_32_clients(system):
     text = wait_for(lambda: sessions_showing(queen, f" worker={WORKERS} "), 90, "1 000 attached worker sessions")
     attach_s = time.monotonic() - started
     lines = text.splitlines()
-    assert lines[0].startswith(f"sessions total=") and f" worker={WORKERS} shard_count=256" in lines[0]
+    assert lines[0].startswith("sessions total=") and f" worker={WORKERS} shard_count=256" in lines[0]
     shard_lines = [line.split() for line in lines[1:]]
     assert [parts[1] for parts in shard_lines] == all_labels(2) and all(p[0] == "shard" for p in shard_lines)
     counts = {parts[1]: int(parts[2]) for parts in shard_lines}
@@ -141,10 +133,10 @@ def test_c13_thousand_workers_from_32_clients(system):
     assert not system.task.door.workers and system.task.door.telemetry_capacity == 0
     assert all(not shard.workers for shard in system.task.door.ns.shards.values())
     wait_for(lambda: system.task.workers.live == 0, 30, "the spawner to forget every worker")
-    wait_for(lambda: not [pid for pid in pids if _alive(pid)], 30, "every worker process to exit")
+    wait_for(lambda: not [pid for pid in pids if alive(pid)], 30, "every worker process to exit")
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     """A live, non-zombie process (a zombie has exited; its parent reaps it)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as handle:
