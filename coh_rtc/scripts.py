@@ -7,7 +7,8 @@ Worker paths assume a fresh boot, so the first spawned worker is ``worker-1``.
 
 from __future__ import annotations
 
-import hashlib
+
+from nine_door.shards import all_labels, shard_label, worker_dir_path
 
 from .model import IR
 from .validate import schema_at_least
@@ -15,24 +16,15 @@ from .validate import schema_at_least
 FIRST_WORKER = "worker-1"
 
 
-def shard_label(worker_id: str, width: int) -> str:
-    """SPEC §8: the first ``width`` hex digits of SHA-256(worker id)."""
-    return hashlib.sha256(worker_id.encode("utf-8")).hexdigest()[:width]
-
-
 def shard_labels(ir: IR) -> tuple[str, ...]:
-    """All shard labels in ascending order; empty when sharding is disabled."""
-    if not ir.sharding.enable:
-        return ()
-    width = ir.sharding.scheme.width
-    return tuple(f"{n:0{width}x}" for n in range(16**width))
+    """All shard labels in ascending order (the server's own list, nine_door/shards.py); empty when
+    sharding is disabled."""
+    return tuple(all_labels(ir.sharding.scheme.width)) if ir.sharding.enable else ()
 
 
 def worker_dir(ir: IR, worker_id: str) -> str:
-    """Canonical directory of a worker (SPEC §8)."""
-    if ir.sharding.enable:
-        return f"/shard/{shard_label(worker_id, ir.sharding.scheme.width)}/worker/{worker_id}"
-    return f"/worker/{worker_id}"
+    """Canonical directory of a worker (SPEC §8), by the server's own rule."""
+    return worker_dir_path(worker_id, ir.sharding.scheme.width if ir.sharding.enable else 0)
 
 
 def _ok(command: str, *extra: str) -> list[str]:

@@ -15,30 +15,24 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at boot (docs/build.md)
 if TYPE_CHECKING:  # pragma: no cover
     from .nodes import DirNode
 
 WIDTHS = (1, 2)
-_labels: dict[tuple[str, int], str] = {}   # (worker id, width) -> label; bounded by _LABEL_CACHE
-_LABEL_CACHE = 8192
 
 
+@lru_cache(maxsize=8192)
 def shard_label(worker_id: str, width: int) -> str:
     """§8: the first ``width`` characters of the lowercase hex SHA-256 of the id's UTF-8 bytes.
 
-    Memoized: access checks ask it on walk steps through shard directories."""
-    key = (worker_id, width)
-    label = _labels.get(key)
-    if label is None:
-        if width not in WIDTHS:
-            raise ValueError(f"shard width must be 1 or 2, not {width!r}")
-        label = hashlib.sha256(worker_id.encode("utf-8")).hexdigest()[:width]
-        if len(_labels) >= _LABEL_CACHE:
-            _labels.clear()
-        _labels[key] = label
-    return label
+    Memoized (the 8192 most recently used): access checks ask it on walk steps through shard
+    directories."""
+    if width not in WIDTHS:
+        raise ValueError(f"shard width must be 1 or 2, not {width!r}")
+    return hashlib.sha256(worker_id.encode("utf-8")).hexdigest()[:width]
 
 
 def all_labels(width: int) -> list[str]:

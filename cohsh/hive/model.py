@@ -11,11 +11,11 @@
 """
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 
 from nine_door.frame_v1 import Frame, FrameError, decode_one, describe
+from nine_door.shards import shard_label, worker_dir_path
 
 ALL_GROUP = "all"
 _SHARDING = re.compile(r"^sharding enable=(true|false) width=([12]) legacy_worker_alias=(true|false)$", re.M)
@@ -25,13 +25,6 @@ _HEARTBEAT = re.compile(r"heartbeat (\d{1,19})")
 _SPAWNED = re.compile(r"spawned (worker-\d+) (?:ticks=\S+ ttl=\S+ ops=\S+|gpu=(\S+) ttl=\S+ streams=\d+)")
 _REVOKED = re.compile(r"revoked (worker-\d+): ")
 WORKER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-
-
-def shard_label(worker_id: str, width: int) -> str:
-    """SPEC §8 label rule (width 1 or 2)."""
-    if width not in (1, 2):
-        raise ValueError(f"shard width must be 1 or 2, not {width}")
-    return hashlib.sha256(worker_id.encode("utf-8")).hexdigest()[:width]
 
 
 @dataclass(frozen=True)
@@ -63,9 +56,7 @@ class BootFacts:
 
     def worker_dir(self, worker_id: str) -> str:
         """The canonical worker directory (§8)."""
-        if self.sharding:
-            return f"/shard/{shard_label(worker_id, self.width)}/worker/{worker_id}"
-        return f"/worker/{worker_id}"
+        return worker_dir_path(worker_id, self.width if self.sharding else 0)
 
 
 @dataclass(frozen=True)
