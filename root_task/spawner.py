@@ -134,7 +134,10 @@ class WorkerProcesses:
     # -- housekeeping -------------------------------------------------------------------------
     def reap(self) -> None:
         """Called from the system tick: forget fresh-interpreter workers whose process has exited
-        (fork-server workers are forgotten when their pidfd reports the exit)."""
+        (fork-server workers are forgotten when their pidfd reports the exit, so with the fork server
+        there is nothing to poll)."""
+        if self.use_fork_server:
+            return
         for worker_id, worker in list(self._workers.items()):
             if worker.process is not None and worker.process.poll() is not None:
                 self._drop(worker_id)
