@@ -97,6 +97,12 @@ class FrameReader:
         self._lost: FramingError | None = None
 
     @property
+    def idle(self) -> bool:
+        """Nothing buffered, nothing being discarded and framing intact: a chunk that is exactly one
+        whole frame within msize would be returned as it is (``Session.feed``'s fast path)."""
+        return self._pos >= len(self._buf) and not self._discard and self._lost is None
+
+    @property
     def buffered(self) -> int:
         """Bytes received but not yet returned (excluding discarded oversize bytes)."""
         return len(self._buf) - self._pos
@@ -156,21 +162,6 @@ class FrameReader:
         return out
 
 
-@dataclass(frozen=True, slots=True)
-class Slice:
-    """What :meth:`FrameBoundaries.advance` found in a chunk.
-
-    ``cut``: bytes of the chunk to hand on now (whole frames, plus the start of an incomplete frame when
-    fewer than ``max_frames`` completed); ``frames``: frames that *end* inside ``chunk[:cut]``;
-    ``lost``: set when a bad size field starts at ``chunk[cut]`` (or straddles into it): nothing from
-    there on may be handed on, and the transport must close once the frames before it are answered.
-    """
-
-    cut: int
-    frames: int
-    lost: FramingError | None = None
-
-
 class FrameBoundaries:
     """Counts frame boundaries of a byte stream without buffering frames (only a partial size field).
 
@@ -186,8 +177,21 @@ class FrameBoundaries:
         self._left = 0          # bytes of the current frame not yet seen (after its size field)
         self._head = b""        # the first 1..3 bytes of a size field split across chunks
 
-    def advance(self, chunk, max_frames: int) -> Slice:
-        """Walk ``chunk`` until ``max_frames`` frames completed, the chunk ends, or a bad size field."""
+    @property
+    def idle(self) -> bool:
+        """At a frame boundary with nothing held: the next chunk starts with a size field."""
+        return not self._left and not self._head
+
+    def advance(self, chunk, max_frames: int) -> tuple[int, int, FramingError | None]:
+        """Walk ``chunk`` until ``max_frames`` frames completed, the chunk ends, or a bad size field.
+
+        Returns ``(cut, frames, lost)``: ``cut`` is how many bytes of the chunk to hand on now (whole
+        frames, plus the start of an incomplete frame when fewer than ``max_frames`` completed);
+        ``frames`` counts the frames that *end* inside ``chunk[:cut]``; ``lost`` is set when a bad size
+        field starts at ``chunk[cut]`` (or straddles into it): nothing from there on may be handed on,
+        and the transport must close once the frames before it are answered. A plain tuple, not a
+        dataclass: this runs once per received chunk, i.e. once per round trip.
+        """
         pos, end, frames = 0, len(chunk), 0
         left, head = self._left, self._head
         try:
@@ -212,11 +216,11 @@ class FrameBoundaries:
                         _check_size(size)
                     except FramingError as exc:
                         head, left = b"", 0
-                        return Slice(start, frames, exc)
+                        return start, frames, exc
                 head = b""
                 pos += need
                 left = size - 4
-            return Slice(pos, frames)
+            return pos, frames, None
         finally:
             self._left, self._head = left, head
 

@@ -26,6 +26,7 @@ than a refusal with Rlerror EIO, logs ``9p request failed type=<T> errno=5 error
 """
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
 from time import monotonic_ns as _monotonic_ns
 
@@ -37,7 +38,7 @@ from .errors import (EACCES, EBADF, EBUSY, EINVAL, EIO, EISDIR, EMSGSIZE, ENOENT
 from .codec import (encode_rattach, encode_rclunk, encode_rflush, encode_rgetattr, encode_rlerror,
                     encode_rlopen, encode_rread, encode_rreaddir, encode_rstatfs, encode_rversion,
                     encode_rwalk, encode_rwrite)
-from .messages import (GETATTR_BASIC, IOHDRSZ, NOFID, NOTAG, O_ACCMODE, O_DIRECTORY, O_RDONLY, O_RDWR,
+from .messages import (GETATTR_BASIC, HEADER_SIZE, IOHDRSZ, NOFID, NOTAG, O_ACCMODE, O_DIRECTORY, O_RDONLY, O_RDWR,
                        O_TRUNC, O_WRONLY, TFLUSH, V9FS_MAGIC, VERSION_9P2000L, VERSION_UNKNOWN, Tattach,
                        Tauth, Tclunk, Tflush, Tgetattr, Tlopen, Tread, Treaddir, Tstatfs, Tversion, Twalk,
                        Twrite, Unsupported)
@@ -127,14 +128,25 @@ class Session:
         sent before the call returns), so the tag window and the duplicate-tag rule apply to them as
         to the frames of one batch message.
         """
+        reader = self._reader
+        outstanding = self.door.outstanding
+        if reader.idle and data.__class__ is bytes and len(data) >= HEADER_SIZE \
+                and _U32_UNPACK(data)[0] == len(data) <= reader.msize:
+            # Exactly one whole frame and nothing buffered: the one-request-at-a-time client. The
+            # reader would hand back ``data`` itself; one frame alone is always inside the window
+            # (tags_per_session ≥ 1) and has no in-flight tag to clash with.
+            outstanding.admit()
+            try:
+                return [self._execute(data)]
+            finally:
+                outstanding.done(1)
         out: list[bytes] = []
         append = out.append
-        pop = self._reader.pop
+        pop = reader.pop
         execute = self._execute
-        outstanding = self.door.outstanding
         in_flight: set[int] = set()
         window = self.door.config.tags_per_session
-        self._reader.push(data)
+        reader.push(data)
         try:
             while True:
                 event = pop()
@@ -469,6 +481,7 @@ class Session:
 
 
 _decode = codec.decode
+_U32_UNPACK = struct.Struct("<I").unpack_from
 
 
 def _admission(frame: bytes, in_flight: set, window: int) -> int | None:

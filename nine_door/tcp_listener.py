@@ -27,14 +27,17 @@ from __future__ import annotations
 
 import collections
 import socket
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .errors import FramingLost
 from .framing import FrameBoundaries
+from .messages import HEADER_SIZE
 from .server import ChannelBinding, NineDoor
 from .sockio import drain, recv_step, update_interest
 
+_U32_UNPACK = struct.Struct("<I").unpack_from
 MAX_CONNECTIONS = 64
 ACCEPT_BATCH = 64          # SPEC §2.4: at most 64 work items per callback
 FRAMES_PER_ITERATION = 64  # SPEC §2.4: frames the listener executes per pump iteration, all connections
@@ -185,17 +188,49 @@ class NinePListener:
             self._close(conn, "timeout")
 
     def _on_readable(self, conn: _Conn) -> None:
-        if conn.closing is not None or conn.has_input:
+        if conn.closing is not None or conn.inpos < len(conn.inbuf):
             return
         data = recv_step(conn.sock)
         if data is None:
             return
-        if isinstance(data, str):
+        if data.__class__ is str:
             self._close(conn, data)
+            return
+        if not self._runq and self._take_budget() > 0:
+            # The usual case (one connection with work): serve it now, queue only what is left.
+            if conn.bounds.idle and len(data) >= HEADER_SIZE and _U32_UNPACK(data)[0] == len(data):
+                self._serve_one_frame(conn, data)
+                return
+            conn.inbuf, conn.inpos = data, 0
+            self._serve_slice(conn)
+            if conn.conn_id in self.conns and conn.inpos < len(conn.inbuf) and conn.closing is None \
+                    and len(conn.out) <= self.max_pending_out:
+                self._enqueue(conn)
+                self._run_queue()
             return
         conn.inbuf, conn.inpos = data, 0
         self._enqueue(conn)
         self._run_queue()
+
+    def _serve_one_frame(self, conn: _Conn, frame: bytes) -> None:
+        """A chunk that is exactly one whole frame (a client with one request in flight): what
+        :meth:`_serve_slice` would do, without walking the chunk for boundaries (the tracker is idle
+        before and after it) or slicing it. Its size field is checked by the session's reader."""
+        if len(conn.out) > self.max_pending_out:
+            conn.inbuf, conn.inpos = frame, 0     # resumed from _flush once the client reads
+            self._update_interest(conn)
+            return
+        self._budget -= 1
+        try:
+            replies = conn.session.feed(frame)
+        except FramingLost:
+            self._close(conn, "framing")
+            return
+        if replies:
+            self._send(conn, replies[0] if len(replies) == 1 else b"".join(replies))
+        if conn.reading and not conn.out:
+            return                                # interest unchanged: still reading, nothing queued
+        self._update_interest(conn)
 
     def _enqueue(self, conn: _Conn) -> None:
         if not conn.queued:
@@ -228,20 +263,22 @@ class NinePListener:
             self.pump.defer(self._run_queue, source="net")
 
     def _serve_slice(self, conn: _Conn) -> None:
-        if conn.closing is not None or not conn.has_input:
+        inbuf, inpos = conn.inbuf, conn.inpos
+        if conn.closing is not None or inpos >= len(inbuf):
             return
         if len(conn.out) > self.max_pending_out:
             return                              # resumed from _flush once the client reads
-        limit = min(self._budget, self.frames_per_slice)
-        chunk = memoryview(conn.inbuf)[conn.inpos:]
-        found = conn.bounds.advance(chunk, limit)
-        self._budget -= found.frames
-        piece = bytes(chunk[:found.cut])
-        conn.inpos += found.cut
-        if found.lost is not None:
+        budget = self._budget
+        limit = budget if budget < self.frames_per_slice else self.frames_per_slice
+        chunk = inbuf if inpos == 0 else memoryview(inbuf)[inpos:]
+        cut, frames, lost = conn.bounds.advance(chunk, limit)
+        self._budget = budget - frames
+        piece = chunk if cut == len(chunk) and inpos == 0 else bytes(chunk[:cut])
+        inpos += cut
+        if lost is not None or inpos >= len(inbuf):
             conn.inbuf, conn.inpos = b"", 0
-        elif not conn.has_input:
-            conn.inbuf, conn.inpos = b"", 0
+        else:
+            conn.inpos = inpos
         if piece:
             try:
                 replies = conn.session.feed(piece)
@@ -249,8 +286,8 @@ class NinePListener:
                 self._close(conn, "framing")
                 return
             if replies:
-                self._send(conn, b"".join(replies))
-        if found.lost is not None:
+                self._send(conn, replies[0] if len(replies) == 1 else b"".join(replies))
+        if lost is not None:
             self._begin_close(conn, "framing")
             return
         self._update_interest(conn)

@@ -9,6 +9,11 @@ Why ``defer``: a source that still has work after its 64 items (SPEC §2.4) park
 iteration instead of finishing in a loop, so every other source runs between its slices; while anything
 is deferred the next ``select`` does not block.
 
+Why ``select.epoll`` directly and not ``selectors``: one request/reply round trip on the 9P listener is
+one loop iteration, and ``selectors`` spent about 2 µs of it turning the poll result into key objects
+(measured, docs/benchmarks.md "Where a round trip's time goes"). The registration table here already
+maps each fd to its callbacks, so the loop reads epoll's ``(fd, mask)`` pairs itself.
+
 Why every callback is guarded: a callback is one connection's or one timer's work. An exception from it
 is reported through ``on_error`` (the root task prints it on the serial console) and the loop goes on;
 front ends close the connection concerned themselves, so nothing one client sends can end the loop.
@@ -18,7 +23,7 @@ from __future__ import annotations
 import collections
 import heapq
 import itertools
-import selectors
+import select
 import socket
 import sys
 import time
@@ -27,6 +32,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 SOURCE_ORDER = ("serial", "net", "ipc")
+_EPOLLIN, _EPOLLOUT = select.EPOLLIN, select.EPOLLOUT
+# As selectors does: an error or hang-up (reported whatever was asked) wakes both callbacks, so the
+# reader sees EOF / the error from its own recv and the writer from its send.
+_READ_BITS = ~_EPOLLOUT
+_WRITE_BITS = ~_EPOLLIN
 
 
 @dataclass(order=True)
@@ -62,7 +72,8 @@ class EventPump:
         self.callback_errors = 0
         self._deferred: dict[str, list[Callable[[], None]]] = {name: [] for name in SOURCE_ORDER}
         self._any_deferred = False
-        self._selector = selectors.DefaultSelector()
+        self._epoll = select.epoll()
+        self._masks: dict[int, int] = {}          # fd → mask registered with epoll
         self._regs: dict[int, _Registration] = {}
         self._fileobjs: dict[int, object] = {}
         self._timers: list[TimerHandle] = []
@@ -147,7 +158,7 @@ class EventPump:
         self.remove_reader(self._wake_r)
         self._wake_r.close()
         self._wake_w.close()
-        self._selector.close()
+        self._epoll.close()
 
     # -- running ------------------------------------------------------------------------------
     def stop(self) -> None:
@@ -160,30 +171,50 @@ class EventPump:
 
     def run_once(self, max_wait: float | None = None) -> None:
         """One iteration: wait for readiness or the next deadline, then serve sources in order."""
-        timeout = 0.0 if self._any_deferred else self._time_to_next_deadline()
+        any_deferred = self._any_deferred
+        timeout = 0.0 if any_deferred else self._time_to_next_deadline()
         if max_wait is not None:
             timeout = max_wait if timeout is None else min(timeout, max_wait)
-        events = self._selector.select(timeout)
+        events = self._epoll.poll(-1.0 if timeout is None else timeout)
         self.iterations += 1
-        deferred = self._deferred
-        if self._any_deferred:
+        if any_deferred:
+            deferred = self._deferred
             self._deferred = {name: [] for name in SOURCE_ORDER}
             self._any_deferred = False
-        self._fire_timers()
+        timers = self._timers
+        if timers and timers[0].deadline <= self._clock():
+            self._fire_timers()
+        if not any_deferred and len(events) <= 1:
+            # The usual iteration (one connection's request, or a timer): nothing to order.
+            if events:
+                fd, mask = events[0]
+                reg = self._regs.get(fd)
+                if reg is not None:
+                    reader = reg.reader if mask & _READ_BITS else None
+                    writer = reg.writer if mask & _WRITE_BITS else None
+                    if reader is not None:
+                        self._run(reader, reg.source)
+                    if writer is not None:
+                        self._run(writer, "tx")
+            return
+        if not any_deferred:
+            deferred = None
         ready_read: dict[str, list[Callable[[], None]]] = {name: [] for name in SOURCE_ORDER}
         ready_write: list[Callable[[], None]] = []
-        for key, mask in events:
-            reg = self._regs.get(key.fd)
+        regs = self._regs
+        for fd, mask in events:
+            reg = regs.get(fd)
             if reg is None:
                 continue
-            if mask & selectors.EVENT_READ and reg.reader is not None:
+            if mask & _READ_BITS and reg.reader is not None:
                 ready_read[reg.source].append(reg.reader)
-            if mask & selectors.EVENT_WRITE and reg.writer is not None:
+            if mask & _WRITE_BITS and reg.writer is not None:
                 ready_write.append(reg.writer)
         run = self._run
         for source in SOURCE_ORDER:
-            for callback in deferred[source]:
-                run(callback, source)
+            if deferred is not None:
+                for callback in deferred[source]:
+                    run(callback, source)
             for callback in ready_read[source]:
                 run(callback, source)
         for callback in ready_write:
@@ -229,21 +260,23 @@ class EventPump:
     def _sync(self, fileobj) -> None:
         fd = _fd(fileobj)
         reg = self._regs[fd]
-        mask = (selectors.EVENT_READ if reg.reader else 0) | (selectors.EVENT_WRITE if reg.writer else 0)
-        try:
-            self._selector.get_key(fd)
-            registered = True
-        except KeyError:
-            registered = False
+        mask = (_EPOLLIN if reg.reader else 0) | (_EPOLLOUT if reg.writer else 0)
+        registered = self._masks.get(fd)
         if mask == 0:
-            if registered:
-                self._selector.unregister(fd)
+            if registered is not None:
+                del self._masks[fd]
+                try:
+                    self._epoll.unregister(fd)
+                except OSError:
+                    pass                  # already closed by its owner: the kernel dropped it
             del self._regs[fd]
             del self._fileobjs[fd]
-        elif registered:
-            self._selector.modify(fd, mask)
-        else:
-            self._selector.register(fd, mask)
+        elif registered is None:
+            self._epoll.register(fd, mask)
+            self._masks[fd] = mask
+        elif registered != mask:
+            self._epoll.modify(fd, mask)
+            self._masks[fd] = mask
 
 
 def _fd(fileobj) -> int:
