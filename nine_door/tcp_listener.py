@@ -247,7 +247,6 @@ class NinePListener:
     def _run_queue(self) -> None:
         """Serve queued connections round-robin, one slice each, until this iteration's budget is spent;
         connections still holding input wait for the next iteration (their sockets are not read)."""
-        self._resume_deferred = False
         runq = self._runq
         while runq and self._take_budget() > 0:
             conn = runq.popleft()
@@ -259,8 +258,13 @@ class NinePListener:
                     and len(conn.out) <= self.max_pending_out:
                 self._enqueue(conn)
         if runq and not self._resume_deferred:
-            self._resume_deferred = True
-            self.pump.defer(self._run_queue, source="net")
+            self._resume_deferred = True        # one resume per iteration, however often this runs
+            self.pump.defer(self._resume_queue, source="net")
+
+    def _resume_queue(self) -> None:
+        """The deferred continuation of :meth:`_run_queue` (next iteration, fresh budget)."""
+        self._resume_deferred = False
+        self._run_queue()
 
     def _serve_slice(self, conn: _Conn) -> None:
         inbuf, inpos = conn.inbuf, conn.inpos

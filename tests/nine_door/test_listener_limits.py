@@ -93,6 +93,33 @@ def wait_for(predicate, timeout: float = 10.0) -> None:
         time.sleep(0.02)
 
 
+def test_a_listener_with_work_left_defers_one_resume_per_iteration(served):
+    """Regression: each readable connection used to add another deferred resume while the budget was
+    spent, so under 16 pipelining connections the pump ran ~600 resumes per iteration (server CPU per
+    op 3× higher, bench_ninep's sessions sweep). At most one resume may be parked per iteration."""
+    s = served()
+    defers: Counter = Counter()
+    defer = s.pump.defer
+
+    def counted(callback, source="net"):
+        defers[s.pump.iterations] += 1
+        defer(callback, source)
+    s.pump.defer = counted
+    socks = [s.connect() for _ in range(16)]
+    for sock in socks:
+        handshake(sock)
+    burst = b"".join(codec.encode(m.Tgetattr(10 + i, 0, m.GETATTR_BASIC)) for i in range(48))
+    for _ in range(3):
+        for sock in socks:
+            sock.sendall(burst)                              # 16 × 48 frames: 12 iterations' budget
+        for sock in socks:
+            assert len(recv_frames(sock, 48)) == 48
+    for sock in socks:
+        sock.close()
+    assert defers, "the budget was never exhausted: the test does not exercise the resume"
+    assert max(defers.values()) == 1
+
+
 # -- 5: slots -------------------------------------------------------------------------------------
 def test_never_versioned_connections_are_closed_and_their_slots_freed(served):
     s = served(handshake_timeout_s=0.5)
