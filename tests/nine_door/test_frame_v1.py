@@ -343,6 +343,49 @@ def test_mutated_frames_pass_every_fuzzer_check(frame, rnd):
     frame_fuzz.check_input(frame_fuzz.mutate(rnd, encode(frame), VECTOR))
 
 
+def _fast_agrees_with_general(data: bytes) -> bool:
+    """The canonical-layout fast path either declines or gives exactly what the general walk gives."""
+    fast = fv._decode_canonical(data, 0) if data else None
+    if fast is None:
+        return False
+    assert fv._decode_general(data, 0) == fast
+    assert fast[0].__dict__ == Frame(fast[0].seq, fast[0].ts, fast[0].kind, fast[0].payload).__dict__
+    return True
+
+
+@FAST
+@given(frames(), st.randoms(use_true_random=False))
+def test_the_canonical_fast_path_takes_what_encode_writes_and_agrees_with_the_walk(frame, rnd):
+    data = encode(frame)
+    assert _fast_agrees_with_general(data + b"trailing") is (frame.meta is None)
+    _fast_agrees_with_general(frame_fuzz.noncanonical(rnd, frame))
+    for _ in range(8):                              # mutants: declined, or the walk's own answer
+        mutant = frame_fuzz.mutate(rnd, data, VECTOR)
+        try:
+            _fast_agrees_with_general(mutant)
+        except FrameError:
+            raise AssertionError(f"fast path accepted {mutant!r}, which the walk refuses") from None
+
+
+@given(st.binary(max_size=80))
+def test_the_canonical_fast_path_on_arbitrary_bytes(data):
+    try:
+        _fast_agrees_with_general(b"\xa4" + data)
+    except FrameError:
+        raise AssertionError("fast path accepted bytes the walk refuses") from None
+
+
+def test_the_canonical_fast_path_declines_what_it_must_leave_to_the_walk():
+    good = encode(Frame(5, 9, 1, b"beat"))
+    assert fv._decode_canonical(good, 0)[0] == Frame(5, 9, 1, b"beat")
+    assert fv._decode_canonical(good.replace(b"seq\x05", b"seq\x00"), 0) is None          # seq 0
+    assert fv._decode_canonical(good.replace(b"beat", b"\xffeat"), 0) is None            # not UTF-8
+    assert fv._decode_canonical(good[:-1], 0) is None                                     # truncated
+    assert fv._decode_canonical(encode(Frame(5, 9, 1, b"b", {"k": 1})), 0) is None        # meta
+    assert fv._decode_canonical(good.replace(b"kind\x01", b"kind\x19\x01\x00"), 0) is None   # kind 256
+    assert fv._decode_canonical(good.replace(b"ts\x09", b"ts\x1f"), 0) is None           # indefinite
+
+
 # -- rendering ---------------------------------------------------------------------------------------
 
 def test_describe_and_to_json():
