@@ -25,6 +25,7 @@ import datetime as _dt
 import os
 import platform
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -35,7 +36,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from bench_ninep import DIOD, connect, diod_cmd, free_port  # noqa: E402
+import hashlib  # noqa: E402
+
+from bench_ninep import (ALL_CPUS, DIOD, RawBurst, connect, diod_cmd, floor_cmd, fmt_ratio,  # noqa: E402
+                         free_port, pin, slice_ratio)
 from bench_report import report_region  # noqa: E402
 from bench_telemetry import Server  # noqa: E402
 from cas_tool import packdir, remote  # noqa: E402
@@ -87,6 +91,71 @@ def diod_fetch(client, path: str, out: str, size: int) -> int:
     return total
 
 
+# --- read throughput (issue 20): 8 KiB Treads on open files, the same bytes on every server -----------
+READ_FILES = 8          # committed chunks read per burst (NineDoor), or pieces of one file (diod, floor)
+
+
+def read_throughput(targets: dict, seconds: float, slices: int) -> dict:
+    """MB/s of Treads of CHUNK bytes (msize 8192: the largest) on already-open files, the same bytes
+    everywhere: NineDoor reads READ_FILES committed chunks (one open fid each, offset 0), diod and the
+    floor the same bytes as one file at offsets i × CHUNK. Two forms: one Tread in flight, and the
+    READ_FILES Treads in one burst (raw client: replies checked by type, tag and exact size). Client and
+    server pinned to one CPU, as bench_ninep's one-session rows; servers alternate slice by slice."""
+    reply_size = 11 + CHUNK
+    rates: dict[str, dict[str, list[float]]] = {"one": {}, "burst": {}}
+    me = os.sched_getaffinity(0)
+    one_cpu = {min(ALL_CPUS)}
+    try:
+        os.sched_setaffinity(0, one_cpu)
+        for _ in range(slices):
+            for name, (pid, client, reads) in targets.items():
+                pin(pid, one_cpu)
+                try:
+                    burst = RawBurst(client.transport.sock,
+                                     [m.Tread(i + 1, fid, offset, CHUNK) for i, (fid, offset) in enumerate(reads)],
+                                     reply_size)
+                    for form in ("one", "burst"):
+                        done, end = 0, time.monotonic() + seconds / slices / 2
+                        t0 = time.perf_counter()
+                        while time.monotonic() < end:
+                            if form == "burst":
+                                burst.run()
+                            else:
+                                for fid, offset in reads:
+                                    if len(client.read(fid, offset, CHUNK)) != CHUNK:
+                                        raise RuntimeError(f"{name}: short read")
+                            done += len(reads) * CHUNK
+                        rates[form].setdefault(name, []).append(done / (time.perf_counter() - t0))
+                finally:
+                    pin(pid, ALL_CPUS)
+    finally:
+        os.sched_setaffinity(0, me)
+    return rates
+
+
+def read_targets(nd, nclient, dd, dclient, tmp: str, data: bytes, epoch: int, servers: list) -> dict:
+    """Open the files read_throughput reads: NineDoor's committed chunks of ``epoch``, diod's copy of
+    the same bytes, and the floor serving them."""
+    pieces = [data[i * CHUNK:(i + 1) * CHUNK] for i in range(READ_FILES)]
+    if any(len(piece) != CHUNK for piece in pieces):
+        raise RuntimeError(f"the payload holds fewer than {READ_FILES} whole chunks")
+    targets = {"NineDoor": (nd.pid, nclient, [
+        (nclient.open(f"/updates/{epoch}/chunks/{hashlib.sha256(piece).hexdigest()}"), 0) for piece in pieces])}
+    same = os.path.join(tmp, "export", "read-bytes")
+    Path(same).write_bytes(b"".join(pieces))
+    if dclient is not None:
+        fid = dclient.open("/read-bytes")
+        targets["diod"] = (dd.pid, dclient, [(fid, i * CHUNK) for i in range(READ_FILES)])
+    port = free_port()
+    floor = Server("floor", floor_cmd(port, same), port)
+    servers.append(floor)
+    floor.wait_ready()
+    fclient = connect({"port": port, "uname": "floor", "aname": ""})
+    fid = fclient.open("/read-bytes")
+    targets["floor"] = (floor.pid, fclient, [(fid, i * CHUNK) for i in range(READ_FILES)])
+    return targets
+
+
 def run(args) -> dict:
     size = int(args.mib * (1 << 20))
     best: dict[str, dict[str, float]] = {"push": {}, "fetch": {}}
@@ -96,7 +165,7 @@ def run(args) -> dict:
             nd = ninedoor(tmp)
             servers.append(nd)
             nclient = connect({"port": nd.port, "uname": "", "aname": tickets.mint(TICKET_SECRETS["queen"], "queen")})
-            dclient = None
+            dclient = dd = None
             diod_version = "diod not run"
             export = os.path.join(tmp, "export")
             os.makedirs(export)
@@ -138,6 +207,11 @@ def run(args) -> dict:
                     _note(best, "diod", size / push_s, size / fetch_s)
                 print(f"slice {epoch}: " + ", ".join(f"{op} {who} {v / 1e6:.2f} MB/s" for op, row in best.items()
                                                       for who, v in row.items()), flush=True)
+            reads = read_throughput(read_targets(nd, nclient, dd, dclient, tmp, data, epoch,
+                                                 servers), args.read_seconds, args.slices)
+            for form, rows in reads.items():
+                print(f"read ({form}): " + ", ".join(f"{who} {statistics.median(v) / 1e6:.1f} MB/s"
+                                                     for who, v in rows.items()), flush=True)
             nclient.close()
             if dclient is not None:
                 dclient.close()
@@ -148,7 +222,7 @@ def run(args) -> dict:
         finally:
             for server in servers:
                 server.stop()
-    return {"best": best, "size": size, "diod_version": diod_version}
+    return {"best": best, "size": size, "diod_version": diod_version, "reads": reads}
 
 
 def _note(best: dict, who: str, push: float, fetch: float) -> None:
@@ -175,6 +249,24 @@ def region(result: dict, args) -> str:
         ratio = f"{nd / dd:.2f}×" if dd else "n/a"
         lines.append(f"| {op} | {nd / 1e6:.2f} | {dd / 1e6:.2f} | {ratio} |" if dd else
                      f"| {op} | {nd / 1e6:.2f} | not run | n/a |")
+    reads = result["reads"]
+    lines += ["", f"Read throughput (issue 20): Treads of {CHUNK} bytes (msize 8192) on open files, the same bytes "
+              f"on every server — NineDoor: {READ_FILES} committed chunks, one fid each, offset 0; diod and the "
+              f"Python floor (`bench/floor_9p.py`): one file of the same {READ_FILES} × {CHUNK} bytes at their "
+              "offsets. One Tread in flight (`Client.read`), or all "
+              f"{READ_FILES} in one burst (raw client: replies checked by type, tag and size); client and server "
+              f"pinned to one CPU; {args.slices} alternating slice(s) of {args.read_seconds / args.slices / 2:.2g} s "
+              "per form; MB/s: median slice; ratio: median of per-slice ratios (min–max).", "",
+              "| Treads in flight | NineDoor MB/s | diod MB/s | floor MB/s | NineDoor ÷ diod (goal ≥ 1.0×) | "
+              "floor ÷ diod |", "|---|---|---|---|---|---|"]
+    for form, label in (("one", "1"), ("burst", str(READ_FILES))):
+        rows = reads[form]
+        cells = [f"{statistics.median(rows[k]) / 1e6:.1f}" if k in rows else "n/a"
+                 for k in ("NineDoor", "diod", "floor")]
+        ratio = slice_ratio(rows, "NineDoor", "diod")
+        verdict = "" if ratio is None else (" met" if ratio[0] >= GOAL else " not met")
+        lines.append(f"| {label} | {' | '.join(cells)} | {fmt_ratio(ratio)}{verdict} | "
+                     f"{fmt_ratio(slice_ratio(rows, 'floor', 'diod'))} |")
     lines += ["", "Regenerate: `doit bench` (or `python3 bench/bench_cas.py --report docs/benchmarks.md`).", "", END]
     return "\n".join(lines)
 
@@ -183,11 +275,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--mib", type=float, default=4.0)
     parser.add_argument("--slices", type=int, default=SLICES)
-    parser.add_argument("--quick", action="store_true", help="1 MiB, 1 slice")
+    parser.add_argument("--read-seconds", type=float, default=3.0, help="read throughput: seconds per server")
+    parser.add_argument("--quick", action="store_true", help="1 MiB, 1 slice, 0.6 s of reads")
     parser.add_argument("--report", type=Path)
     args = parser.parse_args()
     if args.quick:
-        args.mib, args.slices = 1.0, 1
+        args.mib, args.slices, args.read_seconds = 1.0, 1, 0.6
     result = run(args)
     text = region(result, args)
     print(text)
