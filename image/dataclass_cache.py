@@ -19,11 +19,14 @@ from pathlib import Path
 from root_task import precompiled
 
 CACHE_PATH = precompiled.CACHE_PATH   # where /init's install() reads the table
+# (module, function) called after the imports: code that makes dataclasses lazily, at first use, makes
+# them all here so their methods are recorded too (the codec's decoded-message constructors).
+WARM_HOOKS = [("nine_door.codec", "warm_decoders")]
 
 _RECORD_SCRIPT = r"""
 import importlib, json, marshal, sys
 from importlib._bootstrap_external import MAGIC_NUMBER
-lib, stdlib_zip, modules = json.loads(sys.argv[1])
+lib, stdlib_zip, modules, WARM_HOOKS = json.loads(sys.argv[1])
 sys.path[:0] = [lib, stdlib_zip]
 import dataclasses
 codes = {}
@@ -42,6 +45,9 @@ for name in modules:
 if failed:
     sys.stderr.write(json.dumps(failed))
     sys.exit(3)
+for name, hook in WARM_HOOKS:
+    if name in sys.modules:
+        getattr(sys.modules[name], hook)()
 sys.stdout.buffer.write(MAGIC_NUMBER + marshal.dumps(dict(sorted(codes.items()))))
 """
 
@@ -60,7 +66,7 @@ def guest_modules(lib: Path) -> list[str]:
 
 def record(lib: Path, stdlib_zip: Path, python: str | None = None) -> tuple[bytes, int]:
     """Return (table bytes, number of recorded sources) for the guest code staged under ``lib``."""
-    arg = json.dumps([str(lib), str(stdlib_zip), guest_modules(lib)])
+    arg = json.dumps([str(lib), str(stdlib_zip), guest_modules(lib), WARM_HOOKS])
     proc = subprocess.run([python or sys.executable, "-I", "-S", "-B", "-X", "no_debug_ranges",
                            "-c", _RECORD_SCRIPT, arg], capture_output=True, cwd="/")
     if proc.returncode != 0:
