@@ -187,8 +187,9 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         name="listener-drops-frames-before-framing-loss",
         path="nine_door/tcp_listener.py",
-        original="        piece = bytes(chunk[:found.cut])\n",
-        replacement="        piece = b\"\" if found.lost is not None else bytes(chunk[:found.cut])\n",
+        original="        piece = chunk if cut == len(chunk) and inpos == 0 else bytes(chunk[:cut])\n",
+        replacement="        piece = b\"\" if lost is not None else chunk if cut == len(chunk) and inpos == 0 \\\n"
+                    "            else bytes(chunk[:cut])\n",
         tests=("tests/nine_door/test_server_pipeline.py", "tests/nine_door/test_interop_tcp.py"),
         why="issue 12: the 9P listener no longer answers the whole frames received before a bad size field",
         timeout_s=300,

@@ -82,12 +82,14 @@ def test_bench_telemetry_quick_measures_all_three_parts(tmp_path):
 
     appends = table_rows(region, "| records per Twrite |")
     assert [row[0] for row in appends] == ["1", "16"], region
+    spread = rf"{NUM}× \({NUM}–{NUM}\)"                        # median (min–max) of the slice ratios
     for row in appends:
-        assert len(row) == 8, row
-        for cell in row[2:4] + row[5:7]:
+        assert len(row) == 9, row
+        for cell in row[2:5]:                                   # NineDoor, diod, floor records/s
             assert re.fullmatch(NUM, cell), row
-        assert re.fullmatch(NUM + "×", row[4]), row
-        assert row[7] in ("met", "not met"), row
+        assert re.fullmatch(spread, row[5]) and re.fullmatch(spread, row[6]), row
+        assert re.fullmatch(rf"{NUM} / {NUM} / {NUM}", row[7]), row
+        assert re.fullmatch(r"(met|not met)( \(the floor reaches [0-9.]+×\))?", row[8]), row
 
     latency = table_rows(region, "| heartbeat workers |")
     assert [row[0] for row in latency] == ["1", "8"], region
