@@ -221,13 +221,8 @@ class NinePListener:
             self._update_interest(conn)
             return
         self._budget -= 1
-        try:
-            replies = conn.session.feed(frame)
-        except FramingLost:
-            self._close(conn, "framing")
+        if not self._execute(conn, frame):
             return
-        if replies:
-            self._send(conn, replies[0] if len(replies) == 1 else b"".join(replies))
         if conn.reading and not conn.out:
             return                                # interest unchanged: still reading, nothing queued
         self._update_interest(conn)
@@ -283,18 +278,24 @@ class NinePListener:
             conn.inbuf, conn.inpos = b"", 0
         else:
             conn.inpos = inpos
-        if piece:
-            try:
-                replies = conn.session.feed(piece)
-            except FramingLost:
-                self._close(conn, "framing")
-                return
-            if replies:
-                self._send(conn, replies[0] if len(replies) == 1 else b"".join(replies))
+        if piece and not self._execute(conn, piece):
+            return
         if lost is not None:
             self._begin_close(conn, "framing")
             return
         self._update_interest(conn)
+
+    def _execute(self, conn: _Conn, data: bytes) -> bool:
+        """Hand whole frames to the session and send its replies in one write; False when the session
+        lost framing (the connection is closed)."""
+        try:
+            replies = conn.session.feed(data)
+        except FramingLost:
+            self._close(conn, "framing")
+            return False
+        if replies:
+            self._send(conn, replies[0] if len(replies) == 1 else b"".join(replies))
+        return True
 
     def _send(self, conn: _Conn, data: bytes) -> None:
         """All replies to one slice go out in one write. With nothing queued (the usual case) they
