@@ -262,15 +262,17 @@ def task_bench_fairness():
 
 
 def task_bench():
-    """NineDoor vs diod (same client, same run), codec µs/message, telemetry rings (ring vs diod appends,
-    ingest latency under 64 workers, memory per idle ring), cohsh pools (vs one by one, vs p9fs) and
-    ``cohsh hive`` (update latency vs a 9P poll, CPU with 1 024 workers) and GPU jobs (mock vs bridge
-    round trip, reference matmul vs numpy) and CAS push/fetch (vs copying to/from diod) → docs/benchmarks.md.
+    """NineDoor vs diod vs a do-nothing Python 9P floor (same client, same run; sessions plot), codec
+    µs/message, telemetry rings (ring vs diod appends, ingest latency under 64 workers, memory per idle
+    ring), cohsh pools (vs one by one, vs p9fs), ``cohsh hive`` (update latency vs a 9P poll, CPU with
+    1 024 workers), GPU jobs (mock vs bridge round trip, reference matmul vs numpy), CAS push/fetch (vs
+    copying to/from diod) and 8 KiB read throughput, and costs against live workers → docs/benchmarks.md,
+    with the plots in docs/plots/ (docs/performance.md explains them).
 
-    ``--quick``: 0.2 s per cell; ``--report PATH``: write there instead. Further benches: ``bench_action``.
+    ``--quick``: short cells, one run; ``--report PATH``: write there instead. Further benches: ``bench_action``.
     """
     return {
-        "actions": [bench_action("bench/bench_ninep.py", quick_args=("--seconds", "0.2")),
+        "actions": [bench_action("bench/bench_ninep.py", quick_args=("--quick",)),
                     bench_action("bench/bench_telemetry.py", quick_args=("--quick",)),
                     bench_action("bench/bench_pool.py", quick_args=("--quick",)),
                     bench_action("bench/bench_hive.py", quick_args=("--quick",)),

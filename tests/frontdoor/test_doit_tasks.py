@@ -45,6 +45,9 @@ def test_doit_bench_quick_writes_its_report_elsewhere(tmp_path):
     run_doit("bench", "--quick", "--report", str(report), timeout=300).check()
     text = report.read_text()
     assert "<!-- bench:ninep:start -->" in text and "NineDoor" in text, text
+    assert "| floor ÷ diod |" in text and "floor_9p.py" in text, text           # the Python floor peer
+    for plot in ("ninep_sessions.svg", "shards_cost.svg"):                      # plots beside the report
+        assert (tmp_path / "plots" / plot).read_text().startswith("<svg"), plot
     _docs_unchanged(before)
 
 
