@@ -21,10 +21,7 @@ from .config import BudgetDefaults, NineDoorConfig, coerce_config
 from .errors import EACCES, EAGAIN, EBUSY, EINVAL, EMSGSIZE, ENOENT, EPERM, ESTALE, NineError
 from .namespace import Identity, Namespace, fmt_path, parse_abs_path
 from .nodes import ZONE_QUEEN_CTL, LogNode
-from .queen_ctl import (Bind, Command, Kill, Mount, SetBudget, SpawnGpu, SpawnHeartbeat, parse_command,
-                        process_ctl_write)
 from .repeat_lines import RepeatCoalescer
-from .session import Session
 from .gpu import install as install_gpu
 from .observability import Outstanding, install as install_observability, watch_line
 from .telemetry import IngestStats, RingNode
@@ -64,8 +61,14 @@ class ChannelBinding:
     worker_id: str | None = None
 
 
+# nine_door.session and nine_door.queen_ctl are imported where a session opens and where /queen/ctl is
+# written, not here: the root task imports this module at boot, and on the emulated CPU their classes
+# cost boot time that no session or control write needs before the console is ready.
 if TYPE_CHECKING:  # pragma: no cover - interfaces for type checkers; duck-typed at run time
     from typing import Any, Protocol
+
+    from .queen_ctl import Bind, Command, Mount, SetBudget, SpawnGpu, SpawnHeartbeat
+    from .session import Session
 
     class Clock(Protocol):
         def now_ms(self) -> int: ...
@@ -157,6 +160,8 @@ class NineDoor:
 
     # -- public API -------------------------------------------------------------------------------
     def open_session(self, binding: ChannelBinding) -> Session:
+        from .session import Session
+
         session = Session(self, binding, self._next_session)
         self.sessions[session.session_id] = session
         self._next_session += 1
@@ -440,9 +445,13 @@ class NineDoor:
 
     # -- /queen/ctl (§6) ------------------------------------------------------------------------
     def _queen_ctl_write(self, session: Session, data: bytes) -> int:
+        from .queen_ctl import parse_command, process_ctl_write
+
         return process_ctl_write(data, lambda line: self.apply_command(session, parse_command(line)))
 
     def apply_command(self, session: Session, command: Command) -> None:
+        from .queen_ctl import Bind, Kill, Mount, SetBudget, SpawnGpu, SpawnHeartbeat
+
         if isinstance(command, SpawnHeartbeat):
             self._spawn_heartbeat(command)
         elif isinstance(command, SpawnGpu):

@@ -13,7 +13,6 @@ number of shards or workers elsewhere.
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -30,6 +29,10 @@ def shard_label(worker_id: str, width: int) -> str:
 
     Memoized (the 8192 most recently used): access checks ask it on walk steps through shard
     directories."""
+    # hashlib is imported here, not at the top: no label is asked for at boot, and importing it (it
+    # probes for OpenSSL's _hashlib) costs boot time on the emulated CPU.
+    import hashlib
+
     if width not in WIDTHS:
         raise ValueError(f"shard width must be 1 or 2, not {width!r}")
     return hashlib.sha256(worker_id.encode("utf-8")).hexdigest()[:width]

@@ -16,15 +16,15 @@ Two ways to start one, same isolation:
 * a **fresh interpreter** per worker (``python -SB -m root_task.worker_launch <module>``), kept where
   pidfds are missing and as the baseline the spawn benchmark compares the fork server with.
 
-``subprocess`` is imported on the first spawn, not at import time: it (with ``signal`` and ``locale``)
-is a noticeable part of the emulated guest's start-up, and no worker runs before the console is ready.
+``subprocess``, ``signal`` and ``json`` are imported where a spawn, a stop or the fork server's protocol
+first needs them, not at import time: they (``subprocess`` with ``locale``; ``signal`` builds its enums;
+``json`` its scanner and encoder) are a noticeable part of the emulated guest's start-up, and no worker
+runs before the console is ready.
 """
 from __future__ import annotations
 
 import collections
-import json
 import os
-import signal
 import socket
 import sys
 from collections.abc import Callable
@@ -58,6 +58,8 @@ class _Worker:
     exited: bool = False
 
     def signal(self, signum: int) -> None:
+        import signal
+
         if self.exited:
             return
         try:
@@ -116,6 +118,8 @@ class WorkerProcesses:
             return
         worker.stopping = True
         if worker.alive():
+            import signal
+
             worker.signal(signal.SIGTERM)      # a fork-server worker not yet forked: sent on its reply
             self.pump.call_later(self.kill_grace_s, lambda: worker.signal(signal.SIGKILL))
 
@@ -225,6 +229,8 @@ class WorkerProcesses:
         worker.pid, worker.pidfd = pid, pidfd
         self.pump.add_reader(pidfd, lambda: self._exited(worker), source="ipc")
         if worker.stopping:
+            import signal
+
             worker.signal(signal.SIGTERM)
 
     def _exited(self, worker: _Worker) -> None:
@@ -279,12 +285,16 @@ class ForkServerClient:
         pump.add_reader(self._control, self._on_answers, source="ipc")
 
     def request(self, worker_id: str, module: str, ticket: str, uid: int | None, channel: socket.socket) -> None:
+        import json
+
         payload = json.dumps({"worker_id": worker_id, "module": module, "ticket": ticket, "uid": uid}).encode()
         self._queue.append((payload, channel.dup()))   # ours until sent: the caller closes its copy
         if len(self._queue) == 1:
             self._flush()
 
     def _flush(self) -> None:
+        import json
+
         while self._queue:
             payload, channel = self._queue[0]
             try:
@@ -302,6 +312,8 @@ class ForkServerClient:
         self.pump.remove_writer(self._control)
 
     def _on_answers(self) -> None:
+        import json
+
         for _ in range(self.pump.BATCH):
             try:
                 message, fds, _flags, _addr = socket.recv_fds(self._control, 1024, 1)
@@ -317,6 +329,7 @@ class ForkServerClient:
             self.on_forked(answer.get("worker_id"), answer.get("pid"), pidfd, answer.get("error"))
 
     def close(self) -> None:
+        import json
         import subprocess
 
         if self.closed:
@@ -340,6 +353,7 @@ def _wait_pidfds(workers: list[_Worker], grace_s: float) -> None:
     """Shutdown: give fork-server workers ``grace_s`` to exit after SIGTERM, then SIGKILL the rest
     (``poll``, not ``select``: a thousand workers' pidfds are numbered past select's 1024)."""
     import select
+    import signal
     import time
 
     poller = select.poll()

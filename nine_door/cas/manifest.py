@@ -11,13 +11,15 @@ bytewise order of the encoded keys, which is the order SPEC spells out.
 
 This module only judges the bytes; the checks that need the store (epoch order, delta base, chunks,
 signature key) are in :mod:`nine_door.cas.store`, in the order of SPEC's rejection table.
+
+``cbor2`` is imported by the functions that use it (:func:`_cbor2`), not at the top: importing it also
+loads ``typing``, ``datetime``, ``threading`` and ``contextlib``, ~0.1 s of the emulated guest's boot
+(the CAS store is built at boot, SPEC §13), while only the first manifest upload needs it.
 """
 from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-
-import cbor2
 
 SCHEMA = "cohesix-cas/manifest-v1"
 HASH = "sha256"
@@ -80,8 +82,15 @@ class Manifest:
         return encode_map(self.as_map(with_signature=False))
 
 
+def _cbor2():
+    """The ``cbor2`` module, imported on first use (the first manifest upload pays for it, not the boot)."""
+    import cbor2
+
+    return cbor2
+
+
 def encode_map(value: dict) -> bytes:
-    return cbor2.dumps(value, canonical=True)
+    return _cbor2().dumps(value, canonical=True)
 
 
 def encode(manifest: Manifest) -> bytes:
@@ -91,6 +100,7 @@ def encode(manifest: Manifest) -> bytes:
 def item_end(data: bytes) -> int:
     """Length of the first CBOR item of ``data``; :class:`Incomplete` if ``data`` stops inside it,
     :class:`ManifestError` if it is not well-formed CBOR (or nests beyond what cbor2 decodes)."""
+    cbor2 = _cbor2()
     stream = io.BytesIO(data)
     try:
         cbor2.CBORDecoder(stream).decode()
@@ -129,7 +139,7 @@ def decode(data: bytes) -> Manifest:
     if end != len(data):
         raise ManifestError("trailing bytes after the manifest map")
     try:
-        value = cbor2.loads(data)
+        value = _cbor2().loads(data)
     except Exception as exc:  # noqa: BLE001
         raise ManifestError(f"not decodable: {exc.__class__.__name__}") from None
     if value.__class__ is not dict:

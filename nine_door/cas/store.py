@@ -22,7 +22,6 @@ passed, and a chunk commits only when its bytes hash to its name.
 """
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -42,6 +41,14 @@ MAX_IDLE_CHUNKS = 1024          # walk-created pending chunks that received noth
 MAX_PENDING_EPOCHS = 64         # walk-created pending epochs (bytes or not)
 U64_MAX = (1 << 64) - 1
 _HEX = frozenset("0123456789abcdef")
+
+
+def _new_sha256():
+    """A new SHA-256 hasher. ``hashlib`` is imported for the first chunk, not with this module: the store
+    is built at boot, where importing hashlib (it probes for OpenSSL's ``_hashlib``) costs emulated CPU."""
+    import hashlib
+
+    return hashlib.sha256()
 
 
 def parse_epoch(name: str) -> int | None:
@@ -145,7 +152,7 @@ class CasStore:
         if len(self.idle) >= MAX_IDLE_CHUNKS:
             self._forget_chunk(next(iter(self.idle.values())))
             self.ns.generation += 1                 # memoized walks to it must not return it
-        chunk = self.ns.new_node(ChunkNode, name, ZONE_CAS_PENDING, None, store=self, hasher=hashlib.sha256())
+        chunk = self.ns.new_node(ChunkNode, name, ZONE_CAS_PENDING, None, store=self, hasher=_new_sha256())
         self.chunks[name] = self.idle[name] = chunk
         return chunk
 
@@ -213,7 +220,7 @@ class CasStore:
     def _discard_chunk(self, chunk: ChunkNode) -> None:
         self.bytes_used -= len(chunk.data)
         chunk.data = bytearray()
-        chunk.hasher = hashlib.sha256()
+        chunk.hasher = _new_sha256()
         chunk.touch(self.now_ns())
         self.idle[chunk.name] = chunk
         for entry in self.epochs.values():
@@ -297,7 +304,7 @@ class CasStore:
         for index, chunk in enumerate(chunks):
             if len(chunk.data) != manifest.chunk_size(index):
                 self._reject(entry, EINVAL, "chunk-size")
-        payload = hashlib.sha256()
+        payload = _new_sha256()
         for chunk in chunks:
             payload.update(chunk.data)
         if payload.digest() != manifest.payload_sha256:

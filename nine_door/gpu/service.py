@@ -25,7 +25,6 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at boot 
 from ..budgets import REASON_KILLED, REASON_TTL, Budget
 from ..errors import EACCES, EBUSY, EINVAL, ENOENT, EPERM, NineError
 from ..jsonline import JsonLineError
-from ..queen_ctl import process_ctl_write
 from . import lines as L
 from .nodes import (ZONE_GPU_BRIDGE, ZONE_GPU_CTL, ZONE_GPU_DIR, ZONE_GPU_JOB, ZONE_GPU_READ, ZONE_GPU_ROOT,
                     BridgeCtlNode, BridgeJobsNode, GpuCtlNode, GpuDirNode, GpuInfoNode, GpuJobNode, GpuLogNode,
@@ -218,6 +217,8 @@ class GpuService:
 
     # -- /gpu/<G>/ctl (§9.1) ------------------------------------------------------------------------
     def ctl_write(self, gpu: Gpu, data: bytes) -> int:
+        from ..queen_ctl import process_ctl_write  # on first use: queen_ctl is off the boot path
+
         return process_ctl_write(data, lambda line: self._ctl_line(gpu, line))
 
     def _ctl_line(self, gpu: Gpu, line: str) -> None:
@@ -240,6 +241,8 @@ class GpuService:
 
     # -- jobs (§9.3) --------------------------------------------------------------------------------
     def job_write(self, gpu: Gpu, data: bytes) -> int:
+        from ..queen_ctl import process_ctl_write
+
         return process_ctl_write(data, lambda line: self.submit(gpu, line))
 
     def submit(self, gpu: Gpu, line: str) -> JobState:
@@ -353,6 +356,8 @@ class GpuService:
 
     # -- the bridge (§9.4) ------------------------------------------------------------------------
     def bridge_write(self, session: "Session", data: bytes) -> int:
+        from ..queen_ctl import process_ctl_write
+
         return process_ctl_write(data, lambda line: self._bridge_line(session, line))
 
     def _bridge_line(self, session: "Session", line: str) -> None:
