@@ -23,7 +23,7 @@ passed, and a chunk commits only when its bytes hash to its name.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 TYPE_CHECKING = False
 
@@ -73,6 +73,9 @@ class EpochDir:
     chunks_dir: CasDirNode
     committed: bool = False
     decoded: mf.Manifest | None = None
+    # Chunks the queen reached or wrote through this pending epoch's ``chunks/`` (uploaded, resumed or
+    # skipped as already committed): the chunks a push for this epoch counts on until it commits.
+    claimed: set[str] = field(default_factory=set)
 
 
 class CasStore:
@@ -125,9 +128,12 @@ class CasStore:
             return directory.children.get(name)    # only the chunks its manifest references
         chunk = self.chunks.get(name)
         if chunk is not None and chunk.committed:
+            if queen:
+                entry.claimed.add(name)
             return chunk
         if not queen:
             return None
+        entry.claimed.add(name)
         return chunk or self._new_chunk(name)
 
     def _new_epoch(self, epoch: int) -> EpochDir:
@@ -331,6 +337,34 @@ class CasStore:
                  f"payload_sha256={manifest.payload_sha256.hex()} chunks={len(manifest.chunks)}")
         while len(self.committed) > self.retained:
             self._drop_committed(self.epochs[self.committed[0]])
+        self._collect_abandoned(entry.epoch)
+
+    def _collect_abandoned(self, newest: int) -> None:
+        """After epoch ``newest`` commits: what an abandoned push left behind goes.
+
+        A pending epoch below ``newest`` can never commit (§13.2 ``epoch-not-increasing``), so it is
+        dropped (its fids answer ENOENT, as for any dropped pending epoch). Then every chunk holding
+        bytes that no retained epoch references and no remaining pending epoch has claimed (reached or
+        written through its ``chunks/``) is removed, so it stops counting toward the 64 MiB. A push in
+        progress for a later epoch keeps everything it uploaded, resumed, or skipped because it was
+        already committed: the queen's walk to it through that epoch claimed it. One ``cas-gc`` line
+        says what went (docs/spec-decisions.md, "CAS")."""
+        dead = [e for e in self.epochs.values() if not e.committed and e.epoch < newest]
+        for entry in dead:
+            self._drop_pending_epoch(entry)
+        claimed: set[str] = set()
+        for entry in self.epochs.values():
+            if not entry.committed:
+                claimed |= entry.claimed
+        garbage = [chunk for name, chunk in self.chunks.items()
+                   if chunk.data and name not in self.refs and name not in claimed]
+        freed = sum(len(chunk.data) for chunk in garbage)
+        for chunk in garbage:
+            self._forget_chunk(chunk)
+        if dead or garbage:
+            self.ns.generation += 1
+            self.log(f"cas-gc after epoch={newest} pending_epochs={len(dead)} chunks={len(garbage)} "
+                     f"bytes={freed}")
 
     # -- removal ------------------------------------------------------------------------------------
     def _drop_committed(self, entry: EpochDir) -> None:

@@ -368,6 +368,48 @@ def test_ninth_commit_removes_the_lowest_epoch_and_its_unshared_chunks():
     assert w.cat(f"/updates/9/chunks/{hashlib.sha256(shared).hexdigest()}") == shared
 
 
+def test_an_abandoned_push_is_collected_when_a_later_epoch_commits():
+    door, q, up = setup()
+    up.push(1, *pack(1, PAYLOAD))
+    left_manifest, left = pack(2, b"L" * 64 + b"abandoned")
+    for name, data in left.items():                          # epoch 2: chunks, never a manifest
+        up.put(2, f"chunks/{name}", data)
+    up.put(2, "manifest.cbor", left_manifest[:10])            # and a partial manifest
+    assert door.cas.bytes_used == 100 + 73
+    up.push(3, *pack(3, PAYLOAD + b"!"))
+    assert door.log_lines()[-1] == "cas-gc after epoch=3 pending_epochs=1 chunks=2 bytes=73"
+    assert door.cas.bytes_used == 100 + 37                    # epoch 3 added one 37-byte chunk
+    assert all(name not in door.cas.chunks for name in left)
+    assert q.ls("/updates") == ["1", "3"]                     # pending epoch 2 can never commit: gone
+    assert up.errno(2, "manifest.cbor", left_manifest) == E.EINVAL   # a new walk: a fresh pending 2
+    assert log_has(door, "cas-manifest rejected epoch=2 reason=epoch-not-increasing")
+
+
+def test_collection_keeps_what_a_push_for_a_later_epoch_counts_on():
+    door, q, up = setup()
+    orphan = b"O" * 64
+    orphan_name = hashlib.sha256(orphan).hexdigest()
+    up.put(2, f"chunks/{orphan_name}", orphan)                # committed chunk of an abandoned epoch 2
+    manifest4, chunks4 = pack(4, orphan + b"four")
+    assert up.committed("4", "chunks", orphan_name)           # push 4 skips it (claims it by the walk)
+    mine = next(name for name in chunks4 if name != orphan_name)
+    up.put(4, f"chunks/{mine}", chunks4[mine][:2])            # push 4 is halfway through its last chunk
+    up.push(3, *pack(3, PAYLOAD))                             # meanwhile epoch 3 commits
+    assert door.log_lines()[-1] == "cas-gc after epoch=3 pending_epochs=1 chunks=0 bytes=0"
+    assert orphan_name in door.cas.chunks and len(door.cas.chunks[mine].data) == 2
+    up.put(4, f"chunks/{mine}", chunks4[mine][2:], offset=2)  # push 4 resumes and commits
+    up.put(4, "manifest.cbor", manifest4)
+    assert door.cas.committed_manifest(4) is not None
+    assert worker(door).cat(f"/updates/4/chunks/{orphan_name}") == orphan
+
+
+def test_nothing_to_collect_logs_nothing():
+    door, q, up = setup()
+    up.push(1, *pack(1, PAYLOAD))
+    up.push(2, *pack(2, PAYLOAD + b"2"))
+    assert not any(line.startswith("cas-gc") for line in door.log_lines())
+
+
 def test_walk_created_pending_entries_are_bounded():
     door, q, up = setup()
     store = door.cas
