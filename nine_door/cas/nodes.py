@@ -46,7 +46,7 @@ class UploadNode(Node):
 
     store: "CasStore | None" = None
     epoch: int | None = None
-    data: bytearray = field(default_factory=bytearray)
+    data: bytearray | bytes = field(default_factory=bytearray)   # bytes once committed
     committed: bool = False
 
     qid_type = QTAPPEND
@@ -55,7 +55,11 @@ class UploadNode(Node):
         return len(self.data)
 
     def commit(self, now_ns: int) -> None:
-        """Become committed: read-only, immutable, QTFILE, readable by every role (§5.2, §5.3)."""
+        """Become committed: read-only, immutable, QTFILE, readable by every role (§5.2, §5.3).
+
+        The content becomes ``bytes``: immutable as the node now is, and a Tread of a whole chunk then
+        returns it without a copy (a full slice of ``bytes`` is the object itself)."""
+        self.data = bytes(self.data)
         self.committed = True
         self.read_only = True
         self.qid_type = QTFILE
@@ -68,7 +72,7 @@ class UploadNode(Node):
     def read(self, handle: object, offset: int, count: int, caller: "Session") -> bytes:
         if not self.committed:
             raise NineError(EBUSY, "upload is pending")
-        return bytes(self.data[offset:offset + count])
+        return bytes(self.data[offset:offset + count])   # no copy for a whole committed chunk
 
 
 @dataclass(eq=False)

@@ -1,5 +1,6 @@
 """bench/bench_cas.py --quick: both servers run, the fetched bytes are checked by the bench itself, and
-the bench:cas region of the report carries the push and fetch rows with a ratio."""
+the bench:cas region of the report carries the push and fetch rows and the read-throughput rows, each
+ratio with its spread."""
 from __future__ import annotations
 
 import re
@@ -18,5 +19,9 @@ def test_bench_cas_quick_writes_its_region(tmp_path):
     assert out.returncode == 0, out.stdout + out.stderr
     text = report.read_text()
     assert "kept text" in text and "<!-- bench:cas:start -->" in text and "<!-- bench:cas:end -->" in text
+    ratio = r"[0-9.]+× \([0-9.]+–[0-9.]+\)"                    # median of slices (min–max)
     for op in ("push", "fetch"):
-        assert re.search(rf"^\| {op} \| [0-9.]+ \| [0-9.]+ \| [0-9.]+× \|$", text, re.M), text
+        assert re.search(rf"^\| {op} \| [0-9.]+ \| [0-9.]+ \| {ratio} \|$", text, re.M), text
+    for flight in ("1", "8"):                                 # 8 KiB read throughput, 3 servers
+        assert re.search(rf"^\| {flight} \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ \| {ratio} (met|not met) \| {ratio} \|$",
+                         text, re.M), text
