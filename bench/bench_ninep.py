@@ -416,7 +416,8 @@ def render(rows, args, codec_out: str, diod_version: str, budget: dict) -> str:
         f"NineDoor's Python costs {budget['ninedoor'] - budget['sockets']:.1f} µs per request on top of the "
         "socket calls. With a client and a server on one CPU, a round trip also pays two context switches "
         "and the client's own time; the floor server shows what is left when the Python is only epoll, "
-        "recv, a header parse and send.",
+        "recv, a header parse and send. What the rows mean, what was cut and the floor behind each unmet "
+        "goal: docs/performance.md.",
         "",
         f"Commands: `python3 bench/bench_ninep.py --seconds {args.seconds:g} --runs {args.runs} --report "
         "docs/benchmarks.md`; it starts `python3 -m root_task.host --no-serial --console-port 0 --9p-port "
