@@ -266,10 +266,34 @@ def _d_tattach(f: bytes, tag: int) -> Tattach:
     return _NEW[Tattach](tag, fid, afid, uname, aname, _U32.unpack_from(f, off)[0])
 
 
+# Decoded wname lists by their wire bytes (``nwname`` and the names): clients walk the same few paths
+# over and over (the session memoizes the walks themselves for the same reason), and looking the bytes
+# up costs a fraction of decoding and checking the names again. Only names that passed every check are
+# stored, so a hit returns exactly what decoding the same bytes would; entries are short (at most
+# _WALK_MEMO_KEY bytes) and the table is emptied when full, so hostile walks cost it nothing lasting.
+_WALK_NAMES: dict[bytes, tuple[str, ...]] = {}
+_WALK_MEMO_ENTRIES = 256
+_WALK_MEMO_KEY = 256
+
+
 def _d_twalk(f: bytes, tag: int) -> Twalk:
     if len(f) < 17:
         raise _short(tag, "Twalk")
     fid, newfid, nwname = _IIH.unpack_from(f, 7)
+    key = f[15:]
+    names = _WALK_NAMES.get(key)
+    if names is not None:
+        return _NEW[Twalk](tag, fid, newfid, names)
+    names = _walk_names(f, tag, nwname)
+    if len(key) <= _WALK_MEMO_KEY:
+        if len(_WALK_NAMES) >= _WALK_MEMO_ENTRIES:
+            _WALK_NAMES.clear()
+        _WALK_NAMES[key] = names
+    return _NEW[Twalk](tag, fid, newfid, names)
+
+
+def _walk_names(f: bytes, tag: int, nwname: int) -> tuple[str, ...]:
+    """Twalk's ``nwname`` names from offset 17 to the end of the frame, every check applied."""
     off = 17
     size = len(f)
     names = []
@@ -287,7 +311,7 @@ def _d_twalk(f: bytes, tag: int) -> Twalk:
         off = end
     if off != size:
         raise _long(tag, "Twalk")
-    return _NEW[Twalk](tag, fid, newfid, tuple(names))
+    return tuple(names)
 
 
 def _d_tlopen(f: bytes, tag: int) -> Tlopen:

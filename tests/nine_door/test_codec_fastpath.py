@@ -188,3 +188,29 @@ def test_codec_under_precompiled_dataclass_methods(tmp_path, recorded):
         assert report["misses"] == 0 and report["hits"] > 100
     else:
         assert report["hits"] == 0 and report["misses"] > 100
+
+
+# -- the Twalk names memo -------------------------------------------------------------------------
+def test_walk_names_memo_hits_give_what_decoding_gives_and_failures_are_never_stored():
+    codec._WALK_NAMES.clear()
+    first = codec.decode(codec.encode(m.Twalk(1, 2, 3, ("proc", "boot"))))
+    again = codec.decode(codec.encode(m.Twalk(9, 7, 8, ("proc", "boot"))))     # same names, other fields
+    assert (first, again) == (m.Twalk(1, 2, 3, ("proc", "boot")), m.Twalk(9, 7, 8, ("proc", "boot")))
+    assert type(again) is m.Twalk and len(codec._WALK_NAMES) == 1
+    bad = bytearray(codec.encode(m.Twalk(1, 2, 3, ("pr", "boot"))))
+    bad[20] = 0                                                              # "p\0": a NUL in a name
+    for _ in range(2):
+        with pytest.raises(codec.DecodeError, match="NUL byte in Twalk wname"):
+            codec.decode(bytes(bad))
+    assert len(codec._WALK_NAMES) == 1
+
+
+def test_walk_names_memo_is_bounded_in_entries_and_key_size():
+    codec._WALK_NAMES.clear()
+    for i in range(3 * codec._WALK_MEMO_ENTRIES):
+        assert codec.decode(codec.encode(m.Twalk(1, 0, 1, (f"w{i}",)))).wnames == (f"w{i}",)
+        assert len(codec._WALK_NAMES) <= codec._WALK_MEMO_ENTRIES
+    codec._WALK_NAMES.clear()
+    long_names = tuple("n" * 200 for _ in range(2))
+    assert codec.decode(codec.encode(m.Twalk(1, 0, 1, long_names))).wnames == long_names
+    assert not codec._WALK_NAMES
