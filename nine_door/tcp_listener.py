@@ -188,7 +188,7 @@ class NinePListener:
             self._close(conn, "timeout")
 
     def _on_readable(self, conn: _Conn) -> None:
-        if conn.closing is not None or conn.inpos < len(conn.inbuf):
+        if conn.closing is not None or conn.has_input:
             return
         data = recv_step(conn.sock)
         if data is None:
@@ -196,17 +196,9 @@ class NinePListener:
         if data.__class__ is str:
             self._close(conn, data)
             return
-        if not self._runq and self._take_budget() > 0:
-            # The usual case (one connection with work): serve it now, queue only what is left.
-            if conn.bounds.idle and len(data) >= HEADER_SIZE and _U32_UNPACK(data)[0] == len(data):
-                self._serve_one_frame(conn, data)
-                return
-            conn.inbuf, conn.inpos = data, 0
-            self._serve_slice(conn)
-            if conn.conn_id in self.conns and conn.inpos < len(conn.inbuf) and conn.closing is None \
-                    and len(conn.out) <= self.max_pending_out:
-                self._enqueue(conn)
-                self._run_queue()
+        if not self._runq and self._take_budget() > 0 and conn.bounds.idle and len(data) >= HEADER_SIZE \
+                and _U32_UNPACK(data)[0] == len(data):
+            self._serve_one_frame(conn, data)   # one request in flight, nobody waiting: the usual case
             return
         conn.inbuf, conn.inpos = data, 0
         self._enqueue(conn)

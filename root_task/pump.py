@@ -37,6 +37,7 @@ _EPOLLIN, _EPOLLOUT = select.EPOLLIN, select.EPOLLOUT
 # reader sees EOF / the error from its own recv and the writer from its send.
 _READ_BITS = ~_EPOLLOUT
 _WRITE_BITS = ~_EPOLLIN
+_NOTHING_DEFERRED: dict[str, tuple] = {name: () for name in SOURCE_ORDER}
 
 
 @dataclass(order=True)
@@ -58,6 +59,7 @@ class _Registration:
     reader: Callable[[], None] | None = None
     source: str = "net"
     writer: Callable[[], None] | None = None
+    mask: int = 0                      # what epoll currently watches for this fd (0: not registered)
 
 
 class EventPump:
@@ -73,7 +75,6 @@ class EventPump:
         self._deferred: dict[str, list[Callable[[], None]]] = {name: [] for name in SOURCE_ORDER}
         self._any_deferred = False
         self._epoll = select.epoll()
-        self._masks: dict[int, int] = {}          # fd → mask registered with epoll
         self._regs: dict[int, _Registration] = {}
         self._fileobjs: dict[int, object] = {}
         self._timers: list[TimerHandle] = []
@@ -177,6 +178,7 @@ class EventPump:
             timeout = max_wait if timeout is None else min(timeout, max_wait)
         events = self._epoll.poll(-1.0 if timeout is None else timeout)
         self.iterations += 1
+        deferred = _NOTHING_DEFERRED
         if any_deferred:
             deferred = self._deferred
             self._deferred = {name: [] for name in SOURCE_ORDER}
@@ -197,8 +199,6 @@ class EventPump:
                     if writer is not None:
                         self._run(writer, "tx")
             return
-        if not any_deferred:
-            deferred = None
         ready_read: dict[str, list[Callable[[], None]]] = {name: [] for name in SOURCE_ORDER}
         ready_write: list[Callable[[], None]] = []
         regs = self._regs
@@ -212,9 +212,8 @@ class EventPump:
                 ready_write.append(reg.writer)
         run = self._run
         for source in SOURCE_ORDER:
-            if deferred is not None:
-                for callback in deferred[source]:
-                    run(callback, source)
+            for callback in deferred[source]:
+                run(callback, source)
             for callback in ready_read[source]:
                 run(callback, source)
         for callback in ready_write:
@@ -261,22 +260,19 @@ class EventPump:
         fd = _fd(fileobj)
         reg = self._regs[fd]
         mask = (_EPOLLIN if reg.reader else 0) | (_EPOLLOUT if reg.writer else 0)
-        registered = self._masks.get(fd)
         if mask == 0:
-            if registered is not None:
-                del self._masks[fd]
+            if reg.mask:
                 try:
                     self._epoll.unregister(fd)
                 except OSError:
                     pass                  # already closed by its owner: the kernel dropped it
             del self._regs[fd]
             del self._fileobjs[fd]
-        elif registered is None:
+        elif not reg.mask:
             self._epoll.register(fd, mask)
-            self._masks[fd] = mask
-        elif registered != mask:
+        elif reg.mask != mask:
             self._epoll.modify(fd, mask)
-            self._masks[fd] = mask
+        reg.mask = mask
 
 
 def _fd(fileobj) -> int:
