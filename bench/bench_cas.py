@@ -38,10 +38,10 @@ sys.path.insert(0, str(REPO / "bench"))
 
 import hashlib  # noqa: E402
 
-from bench_ninep import (ALL_CPUS, DIOD, RawBurst, connect, diod_cmd, floor_cmd, fmt_ratio,  # noqa: E402
+from bench_ninep import (ALL_CPUS, DIOD, RawBurst, connect, diod_cmd, fmt_ratio,  # noqa: E402
                          free_port, pin, slice_ratio)
 from bench_report import report_region  # noqa: E402
-from bench_telemetry import Server  # noqa: E402
+from bench_telemetry import Server, start_floor  # noqa: E402
 from cas_tool import packdir, remote  # noqa: E402
 from coh_rtc.testing import TICKET_SECRETS, write_ir  # noqa: E402
 from nine_door import messages as m  # noqa: E402
@@ -146,11 +146,7 @@ def read_targets(nd, nclient, dd, dclient, tmp: str, data: bytes, epoch: int, se
     if dclient is not None:
         fid = dclient.open("/read-bytes")
         targets["diod"] = (dd.pid, dclient, [(fid, i * CHUNK) for i in range(READ_FILES)])
-    port = free_port()
-    floor = Server("floor", floor_cmd(port, same), port)
-    servers.append(floor)
-    floor.wait_ready()
-    fclient = connect({"port": port, "uname": "floor", "aname": ""})
+    floor, fclient = start_floor(same, servers)
     fid = fclient.open("/read-bytes")
     targets["floor"] = (floor.pid, fclient, [(fid, i * CHUNK) for i in range(READ_FILES)])
     return targets

@@ -187,6 +187,16 @@ def alive(pid: int, start: str) -> bool:
     return fields is not None and fields[19] == start and fields[0] != "Z"
 
 
+def start_floor(data_file: str, servers: list[Server]):
+    """The Python floor (bench/floor_9p.py) serving ``data_file``, added to ``servers`` (stopped with
+    them), and a client attached to it."""
+    port = free_port()
+    floor = Server("floor", floor_cmd(port, data_file), port)
+    servers.append(floor)
+    floor.wait_ready()
+    return floor, connect({"port": port, "uname": "floor", "aname": ""})
+
+
 def start_ninedoor(name: str) -> Server:
     port = free_port()
     server = Server(name, ninedoor_cmd(port), port)
@@ -298,11 +308,7 @@ def part_appends(args, tmp: str) -> dict:
             print(f"part 1: diod pid {dd.pid} port {port}: appending to an empty exported file (O_APPEND)",
                   flush=True)
 
-        floor_port = free_port()
-        floor = Server("floor", floor_cmd(floor_port, os.devnull), floor_port)
-        servers.append(floor)
-        floor.wait_ready()
-        fclient = connect({"port": floor_port, "uname": "floor", "aname": ""})
+        floor, fclient = start_floor(os.devnull, servers)
         clients.append(fclient)
         targets["floor"] = (floor, fclient, fclient.open("/telemetry.cbor", m.O_WRONLY | m.O_APPEND))
 
