@@ -484,6 +484,17 @@ def decode(frame: bytes):
     return fn(frame, tag)
 
 
+def decode_framed(frame: bytes):
+    """:func:`decode` for a frame that framing has already cut: ``bytes`` whose size field equals its
+    length (≥ 7). Every frame a session executes comes that way (``FrameReader``, ``split_batch``,
+    the one-frame checks of ``Session.feed`` and the TCP listener), so the header checks are not
+    repeated per request; the body checks are the same."""
+    fn = _REQUEST_DECODERS.get(frame[4])
+    if fn is None:
+        return _NEW[Unsupported](frame[4], frame[5] | (frame[6] << 8))
+    return fn(frame, frame[5] | (frame[6] << 8))
+
+
 def decode_reply(frame: bytes):
     """Decode one reply frame (client side); unknown type bytes raise :class:`DecodeError`."""
     if type(frame) is not bytes:

@@ -204,6 +204,20 @@ class FrameBoundaries:
                         frames += 1
                     continue
                 start = pos
+                if not head and end - pos >= 4:   # the usual case: a size field inside the chunk
+                    size = _U32_UNPACK(chunk, pos)[0]
+                    if size < HEADER_SIZE or size > MAX_FRAME:
+                        try:
+                            _check_size(size)
+                        except FramingError as exc:
+                            return start, frames, exc
+                    if end - pos >= size:         # and the whole frame: one step
+                        pos += size
+                        frames += 1
+                    else:
+                        pos += 4
+                        left = size - 4
+                    continue
                 need = 4 - len(head)
                 if end - pos < need:
                     head += bytes(chunk[pos:end])

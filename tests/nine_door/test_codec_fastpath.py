@@ -19,6 +19,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import struct
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nine_door import codec
 from nine_door import messages as m
@@ -214,3 +217,29 @@ def test_walk_names_memo_is_bounded_in_entries_and_key_size():
     long_names = tuple("n" * 200 for _ in range(2))
     assert codec.decode(codec.encode(m.Twalk(1, 0, 1, long_names))).wnames == long_names
     assert not codec._WALK_NAMES
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.integers(0, 255), st.integers(0, 0xFFFF), st.binary(max_size=40))
+def test_decode_framed_is_decode_for_every_frame_framing_lets_through(mtype, tag, body):
+    """``decode_framed`` skips only the header checks framing has made (bytes, size field = length):
+    for any such frame it returns what ``decode`` returns, or raises the same error."""
+    frame = struct.pack("<IBH", 7 + len(body), mtype, tag) + body
+    for candidate in (frame, *(codec.encode(s) for s in SAMPLES if type(s).__name__[0] == "T")):
+        try:
+            want = codec.decode(candidate)
+        except codec.DecodeError as exc:
+            with pytest.raises(codec.DecodeError) as caught:
+                codec.decode_framed(candidate)
+            assert (str(caught.value), caught.value.tag, caught.value.errno) == (str(exc), exc.tag, exc.errno)
+        else:
+            assert codec.decode_framed(candidate) == want
+
+
+def test_every_class_decode_returns_has_a_session_handler():
+    """``Session._execute`` looks handlers up without a default: a request class without one would
+    answer EIO (and log) instead of EINVAL."""
+    from nine_door.session import _HANDLERS
+    returned = {type(codec.decode(codec.encode(s))) for s in SAMPLES if type(s).__name__[0] == "T"}
+    returned.add(type(codec.decode(struct.pack("<IBH", 7, m.TLCREATE, 1))))
+    assert returned <= _HANDLERS.keys()

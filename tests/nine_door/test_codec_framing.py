@@ -112,3 +112,35 @@ def test_frame_size():
     with pytest.raises(FramingLost):
         codec.frame_size((m.MAX_FRAME + 1).to_bytes(4, "little"))
     assert codec.frame_size(m.MAX_FRAME.to_bytes(4, "little")) == m.MAX_FRAME
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(FRAMES), min_size=1, max_size=8),
+       st.lists(st.integers(0, 10_000), max_size=12), st.integers(1, 5), st.booleans())
+def test_frame_boundaries_agree_with_the_reader_under_any_chunking_and_budget(frames, cuts, budget, bad_tail):
+    """The TCP listener's use: walk each received chunk with a frame budget, hand ``chunk[:cut]`` on,
+    offer the rest again. Whatever the chunking and budget, the reader gets exactly the frames, the
+    counts add up, and a bad size field is reported where it starts (a size field split across chunks:
+    its first bytes were handed on with the chunk before, and the loss is reported at the next)."""
+    from nine_door.framing import FrameBoundaries
+    good = b"".join(frames)
+    data = good + (b"\x03\x00\x00\x00" if bad_tail else b"")
+    bounds, reader = FrameBoundaries(), codec.FrameReader()
+    handed, counted, out, lost_at = 0, 0, [], None
+    for chunk in _chunks(data, cuts):
+        while chunk and lost_at is None:
+            cut, n, lost = bounds.advance(chunk, budget)
+            assert n <= budget
+            counted += n
+            out.extend(reader.feed(chunk[:cut]))
+            handed += cut
+            if lost is not None:
+                lost_at = handed
+            chunk = chunk[cut:]
+            if not cut and lost is None:
+                break                                  # nothing more to take from this chunk
+    assert out == frames and counted == len(frames)
+    if bad_tail:      # where the bad size field starts, or after its first bytes when it straddles chunks
+        assert lost_at is not None and len(good) <= lost_at < len(good) + 4
+    else:
+        assert lost_at is None and handed == len(good) and bounds.idle

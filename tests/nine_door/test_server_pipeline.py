@@ -11,6 +11,8 @@ from __future__ import annotations
 import struct
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from nine_door import codec, namespace, tickets
 from nine_door import errors as E
@@ -84,6 +86,39 @@ def test_burst_replies_match_one_frame_at_a_time_in_order():
                                                             for f in codec.split_batch(batch)]
         assert not any(isinstance(codec.decode_reply(f), m.Rlerror) for f in got)
     assert burst_session.fids.keys() == {0}
+
+
+# Frames for the chunking property: every kind Session.feed treats differently (whole, refused in the
+# body, oversize for msize 512, a Tversion that changes the limit for what follows), tags unique.
+_STREAM_PARTS = [
+    lambda t: codec.encode(m.Twalk(t, 0, 100 + t, ("proc", "boot"))),
+    lambda t: codec.encode(m.Tgetattr(t, 0, m.GETATTR_BASIC)),
+    lambda t: codec.encode(m.Tclunk(t, 100 + t - 1)),
+    lambda t: struct.pack("<IBH", 9, m.TCLUNK, t) + b"\0\0",                    # short body: EINVAL
+    lambda t: codec.encode(m.Twrite(t, 1, 0, b"x" * 600)),                     # > 512: EMSGSIZE
+    lambda t: codec.encode(m.Tversion(t, 512, "9P2000.L")),          # (a tag of its own: unique)
+    lambda t: codec.encode(m.Tversion(t, 8192, "9P2000.L")),
+]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.integers(0, len(_STREAM_PARTS) - 1), min_size=1, max_size=24),
+       st.lists(st.integers(0, 100_000), max_size=10))
+def test_any_chunking_of_a_stream_gets_the_replies_of_one_frame_at_a_time(kinds, cuts):
+    """Session.feed cuts whole frames straight from a chunk and leaves the rest to its reader; whatever
+    the chunk boundaries, the replies are those of feeding each frame alone (tags unique and within
+    the window, so admission refuses nothing)."""
+    frames = [_STREAM_PARTS[kind](tag) for tag, kind in enumerate(kinds, start=1)]
+    data = b"".join(frames)
+    points = sorted({c % (len(data) + 1) for c in cuts} | {0, len(data)})
+    door_a, _, _ = make_door(PIPELINED)
+    chunked = queen(door_a, stream=True).session
+    door_b, _, _ = make_door(PIPELINED)
+    single = queen(door_b, stream=True).session
+    got = [reply for a, b in zip(points, points[1:]) for reply in chunked.feed(data[a:b])]
+    want = [reply for frame in frames for reply in single.feed(frame)]
+    assert got == want
+    assert chunked._reader.idle and door_a.outstanding.current == 0
 
 
 def test_bad_frames_inside_a_burst_are_answered_per_frame():
