@@ -38,8 +38,8 @@ sys.path.insert(0, str(REPO / "bench"))
 
 import hashlib  # noqa: E402
 
-from bench_ninep import (ALL_CPUS, DIOD, RawBurst, connect, diod_cmd, fmt_ratio,  # noqa: E402
-                         free_port, pin, slice_ratio)
+from bench_ninep import ALL_CPUS, DIOD, RawBurst, connect, diod_cmd, free_port, pin  # noqa: E402
+from bench_spread import fmt_ratio, slice_ratio  # noqa: E402
 from bench_report import report_region  # noqa: E402
 from bench_telemetry import Server, start_floor  # noqa: E402
 from cas_tool import packdir, remote  # noqa: E402

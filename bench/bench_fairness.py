@@ -2,7 +2,7 @@
 """Console PING latency while 9P clients pipeline 64 KiB bursts (issue: fairness, SPEC §2.4).
 
 SPEC §2.4 bounds every source of the root task's event pump to at most 64 work items per iteration so
-that no source can starve another. This bench measures that from the outside, in one run:
+that no source can starve another. This bench measures that from the outside; each run (``--runs``):
 
 * the system runs in host mode as a subprocess — ``python3 -m root_task.host --no-serial
   --console-port C --9p-port P`` on free loopback ports;
@@ -14,14 +14,18 @@ that no source can starve another. This bench measures that from the outside, in
   one ``sendall`` of ~64 KiB of pipelined Twalk root→["proc","boot"] + Tclunk pairs, then it reads all
   the replies (counting them, and the Rlerror ones) before the next burst;
 * once all connections of a load are attached, after a short warm-up, the console is pinged
-  ``--pings`` times, ``--interval`` apart; the load keeps running for at least ``--seconds``.
+  ``--pings`` times, ``--interval`` apart; the load keeps running for at least ``--seconds``;
+* each load's seconds and pings are split over ``--slices`` slices, and the loads take turns slice by
+  slice (0, 8, 64, then 64, 8, 0, …), so machine drift hits the idle and the loaded PINGs alike.
 
-Reported per load: PING median / p95 (nearest rank) / max in ms, the loaded median ÷ the idle median of
-the same run, 9P replies received (and per second), Rlerror replies, and the server's CPU use over the
-window (utime+stime ÷ wall, 100 % = one core). The issue's target — PING median ≤ 50 ms under the 8- and
-64-connection loads — is reported as met / not met; nothing here asserts a timing.
+Reported per load, over all its slices of all ``--runs`` (each run: a fresh host-mode system): PING
+median / p95 (nearest rank) / max in ms, the loaded median ÷ the idle median (``bench_spread``: the
+median of slice i's loaded PING median ÷ slice i's idle one, with their min–max), 9P replies received
+(and per second), Rlerror replies, and the server's CPU use over the windows (utime+stime ÷ wall, 100 %
+= one core). The issue's target — PING median ≤ 50 ms under the 8- and 64-connection loads — is
+reported as met / not met; nothing here asserts a timing.
 
-Usage: ``python3 bench/bench_fairness.py [--seconds S] [--quick] [--report docs/benchmarks.md]``
+Usage: ``python3 bench/bench_fairness.py [--seconds S] [--slices N] [--runs N] [--quick] [--report docs/benchmarks.md]``
 (``--report`` rewrites the bench:fairness region of that file, appending it if missing.)
 """
 from __future__ import annotations
@@ -50,6 +54,7 @@ sys.path.insert(0, str(HERE))
 
 from bench_ninep import cpu_s, free_port, wait_port  # noqa: E402
 from bench_report import report_region  # noqa: E402
+from bench_spread import fmt_ratio, slice_ratio  # noqa: E402
 from nine_door import codec, tickets  # noqa: E402
 from nine_door import messages as m  # noqa: E402
 from nine_door.client import Client, SocketStreamTransport  # noqa: E402
@@ -63,7 +68,7 @@ BURST_BYTES = 64 * 1024
 WALK_PATH = ("proc", "boot")
 WALK_FID = 1000
 WARMUP_S = 0.3                     # after every connection attached, before the first ping
-SETTLE_S = 0.5                     # between loads, so the server has closed the previous connections
+SETTLE_S = 0.5                     # after a loaded slice, so the server has closed its connections
 READY_TIMEOUT_S = 30.0             # all connections of one load must attach within this
 PING_TIMEOUT_S = 10.0              # one ping round trip longer than this counts as starved
 STOP_TIMEOUT_S = 15.0              # workers must return this long after being told to stop
@@ -237,14 +242,15 @@ def sample_pings(console: Console, count: int, interval: float, deadline: float)
 
 
 def run_load(pool, stop, ready, console: Console, server_pid: int, port: int, aname: str, conns: int,
-             args) -> dict:
+             seconds: float, pings: int, args) -> dict:
+    """One slice of one load: ``conns`` connections bursting for ``seconds`` while ``pings`` PINGs run."""
     stop.clear()
     while True:  # drain stale ready tokens
         try:
             ready.get_nowait()
         except queue.Empty:
             break
-    hard_deadline = time.monotonic() + args.seconds + READY_TIMEOUT_S + 60.0
+    hard_deadline = time.monotonic() + seconds + READY_TIMEOUT_S + 60.0
     pending = [pool.apply_async(load_worker, (port, aname, hard_deadline)) for _ in range(conns)]
     try:
         attached = 0
@@ -264,9 +270,9 @@ def run_load(pool, stop, ready, console: Console, server_pid: int, port: int, an
         t0 = time.monotonic()
         cpu0 = cpu_s(server_pid)
         time.sleep(WARMUP_S if conns else 0.0)
-        rtts, timeouts = sample_pings(console, args.pings, args.interval,
-                                      t0 + args.seconds + 30.0 + args.pings * PING_TIMEOUT_S)
-        left = t0 + args.seconds - time.monotonic()
+        rtts, timeouts = sample_pings(console, pings, args.interval,
+                                      t0 + seconds + 30.0 + pings * PING_TIMEOUT_S)
+        left = t0 + seconds - time.monotonic()
         if left > 0:
             time.sleep(left)
         cpu1 = cpu_s(server_pid)
@@ -277,23 +283,48 @@ def run_load(pool, stop, ready, console: Console, server_pid: int, port: int, an
     failures = [r["failure"] for r in results if r["failure"]]
     if failures:
         raise RuntimeError(f"{len(failures)} 9P load connection(s) failed, first: {failures[0]}")
-    rtts_ms = sorted(x * 1000.0 for x in rtts)
+    return summarize(conns, [x * 1000.0 for x in rtts], timeouts, results, cpu1 - cpu0, t1 - t0)
+
+
+def summarize(conns: int, rtts_ms: list[float], timeouts: int, results: list[dict], cpu: float,
+              window: float) -> dict:
+    """A load's numbers from its raw counts: one slice's, or all its slices' (:func:`combine`)."""
+    ordered = sorted(rtts_ms)
     replies = sum(r["replies"] for r in results)
     return {
         "conns": conns,
-        "pings": len(rtts_ms),
+        "rtts_ms": ordered,
+        "pings": len(ordered),
         "timeouts": timeouts,
-        "median": statistics.median(rtts_ms),
-        "p95": percentile(rtts_ms, 0.95),
-        "max": rtts_ms[-1],
+        "median": statistics.median(ordered),
+        "p95": percentile(ordered, 0.95),
+        "max": ordered[-1],
         "replies": replies,
-        "replies_s": replies / (t1 - t0),
+        "replies_s": replies / window,
         "errors": sum(r["errors"] for r in results),
         "bursts": sum(r["bursts"] for r in results),
         "frames_per_burst": max((r["frames_per_burst"] for r in results), default=0),
-        "cpu": (cpu1 - cpu0) / (t1 - t0),
-        "window": t1 - t0,
+        "cpu_s": cpu,
+        "cpu": cpu / window,
+        "window": window,
     }
+
+
+def combine(slices: list[dict]) -> dict:
+    """One load's row over all its slices of all runs; ``slice_medians`` keeps each slice's PING median
+    (in slice order) for the ratio against the idle load."""
+    row = summarize(slices[0]["conns"], [x for s in slices for x in s["rtts_ms"]], sum(s["timeouts"] for s in slices),
+                    slices, sum(s["cpu_s"] for s in slices), sum(s["window"] for s in slices))
+    row["slices"] = len(slices)
+    row["slice_medians"] = [s["median"] for s in slices]
+    return row
+
+
+def ratio_to_idle(row: dict, idle: dict) -> str:
+    """PING median ÷ the idle median, slice by slice; — for the idle load itself."""
+    if row is idle:
+        return "—"
+    return fmt_ratio(slice_ratio({"load": row["slice_medians"], "idle": idle["slice_medians"]}, "load", "idle"))
 
 
 # --- report --------------------------------------------------------------------------------------
@@ -305,25 +336,27 @@ def verdict(row: dict) -> str:
 
 def render(rows: list[dict], args, command: str) -> str:
     date = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
-    idle = next((r for r in rows if r["conns"] == 0), None)
+    idle = next(r for r in rows if r["conns"] == 0)
     fpb = max((r["frames_per_burst"] for r in rows), default=0)
     lines = [
         START,
-        f"Operator-console PING round trip while 9P clients pipeline bursts, one run ({date}, "
+        f"Operator-console PING round trip while 9P clients pipeline bursts, {args.runs} run(s) ({date}, "
         f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}; host mode "
-        f"on 127.0.0.1; {args.seconds:g} s per load, {args.pings} pings {args.interval * 1000:g} ms apart "
-        f"after all connections attached). Each 9P connection is its own process: Tversion + Tattach as "
+        f"on 127.0.0.1; {args.seconds:g} s and {args.pings} pings {args.interval * 1000:g} ms apart per load "
+        f"and run, split over {args.slices} slices, the loads taking turns slice by slice; pings start once "
+        f"all connections attached). Each 9P connection is its own process: Tversion + Tattach as "
         f"queen, then repeatedly one ~64 KiB write of {fpb} pipelined frames (Twalk /proc/boot + Tclunk "
         "pairs) and all their replies. PING = `ping` frame sent → `OK PING` frame received on the TCP "
-        "console; p95 is nearest-rank; server CPU = utime+stime of the host-mode process over the window "
-        "(100 % = one core).",
+        "console; median, p95 (nearest-rank) and max over all pings of all slices; median ÷ idle = the "
+        "median of slice i's PING median ÷ the idle load's in slice i, (min–max) over all slices of all "
+        "runs; server CPU = utime+stime of the host-mode process over the windows (100 % = one core).",
         "",
-        "| 9P connections | pings | PING median ms | PING p95 ms | PING max ms | median ÷ idle | "
+        "| 9P connections | pings | PING median ms | PING p95 ms | PING max ms | median ÷ idle, per slice | "
         "9P replies | 9P replies/s | Rlerror | server CPU | target median ≤ 50 ms |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        ratio = f"{r['median'] / idle['median']:.2f}×" if idle and idle["median"] > 0 else "n/a"
+        ratio = ratio_to_idle(r, idle)
         pings = f"{r['pings']}" + (f" ({r['timeouts']} timed out)" if r["timeouts"] else "")
         lines.append(f"| {r['conns']} | {pings} | {r['median']:.2f} | {r['p95']:.2f} | {r['max']:.2f} | "
                      f"{ratio} | {r['replies']:,} | {r['replies_s']:,.0f} | {r['errors']:,} | "
@@ -348,39 +381,22 @@ def parse_loads(text: str) -> list[int]:
     return loads
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=None, help="load window per load (default 4; quick 1)")
-    parser.add_argument("--pings", type=int, default=None, help="PINGs per load (default 40; quick 10)")
-    parser.add_argument("--interval", type=float, default=0.025, help="seconds between PINGs (default 0.025)")
-    parser.add_argument("--loads", type=parse_loads, default=None,
-                        help="comma-separated 9P connection counts (default 0,8,64; quick 0,8)")
-    parser.add_argument("--quick", action="store_true", help="1 s per load, 10 pings, loads 0 and 8")
-    parser.add_argument("--report", type=Path, help="rewrite the bench:fairness region of this file")
-    args = parser.parse_args(argv)
-    if args.seconds is None:
-        args.seconds = 1.0 if args.quick else 4.0
-    if args.pings is None:
-        args.pings = 10 if args.quick else 40
-    if args.loads is None:
-        args.loads = [0, 8] if args.quick else [0, 8, 64]
-    if 0 not in args.loads:
-        args.loads = [0, *args.loads]     # the ratios need the idle median of the same run
-    args.seconds = max(0.1, min(args.seconds, 120.0))
-    args.pings = max(1, min(args.pings, 1000))
-    args.interval = max(0.0, min(args.interval, 1.0))
+def slice_order(loads: list[int], i: int) -> list[int]:
+    """The loads in slice ``i``: in order, then reversed, and so on, so no load always follows another."""
+    return loads if i % 2 == 0 else loads[::-1]
 
-    command = (f"python3 bench/bench_fairness.py --seconds {args.seconds:g} --pings {args.pings} "
-               f"--interval {args.interval:g} --loads {','.join(map(str, args.loads))}")
 
-    ctx = mp.get_context("fork")
-    stop, ready = ctx.Event(), ctx.Queue()
-    # The pool is forked before the server and the console exist, so no worker holds their sockets.
-    pool = ctx.Pool(max(1, max(args.loads)), initializer=_init_worker, initargs=(stop, ready))
+def share(total: int, parts: int, i: int) -> int:
+    """Part ``i`` of ``total`` split as evenly as possible into ``parts`` (at least 1)."""
+    return max(1, total // parts + (1 if i < total % parts else 0))
+
+
+def one_run(pool, stop, ready, args, run: int) -> dict[int, list[dict]]:
+    """A fresh host-mode system; every load's slices, the loads taking turns slice by slice."""
     server = None
     console = None
     errlog = tempfile.TemporaryFile()
-    rows: list[dict] = []
+    slices: dict[int, list[dict]] = {conns: [] for conns in args.loads}
     try:
         ninep_port = free_port()
         console_port = free_port()
@@ -397,16 +413,20 @@ def main(argv=None) -> int:
         console = Console(console_port)
         console.ping()                                   # warm the console path once
         aname = tickets.mint(QUEEN_SECRET, "queen")
-        for conns in args.loads:
-            print(f"load {conns} 9P connections: running {args.seconds:g} s, {args.pings} pings", flush=True)
-            row = run_load(pool, stop, ready, console, server.pid, ninep_port, aname, conns, args)
-            rows.append(row)
-            print(f"load {conns} 9P connections: ping median {row['median']:.2f} ms p95 {row['p95']:.2f} ms "
-                  f"max {row['max']:.2f} ms ({row['pings']} pings, {row['timeouts']} timed out); "
-                  f"9p_replies={row['replies']} ({row['replies_s']:,.0f}/s, {row['bursts']} bursts of "
-                  f"{row['frames_per_burst']} frames, {row['errors']} Rlerror); server cpu "
-                  f"{row['cpu'] * 100:.0f} %", flush=True)
-            time.sleep(SETTLE_S)
+        for i in range(args.slices):
+            seconds, pings = args.seconds / args.slices, share(args.pings, args.slices, i)
+            for conns in slice_order(args.loads, i):
+                print(f"load {conns} 9P connections: running {seconds:.2g} s, {pings} pings", flush=True)
+                row = run_load(pool, stop, ready, console, server.pid, ninep_port, aname, conns, seconds, pings, args)
+                slices[conns].append(row)
+                print(f"load {conns} 9P connections: ping median {row['median']:.2f} ms p95 {row['p95']:.2f} ms "
+                      f"max {row['max']:.2f} ms ({row['pings']} pings, {row['timeouts']} timed out); "
+                      f"9p_replies={row['replies']} ({row['replies_s']:,.0f}/s, {row['bursts']} bursts of "
+                      f"{row['frames_per_burst']} frames, {row['errors']} Rlerror); server cpu "
+                      f"{row['cpu'] * 100:.0f} % [run {run + 1}, slice {i + 1}/{args.slices}]", flush=True)
+                if conns:
+                    time.sleep(SETTLE_S)
+        return slices
     except BaseException:
         if server is not None:
             state = "running" if server.poll() is None else f"exited with {server.returncode}"
@@ -418,8 +438,6 @@ def main(argv=None) -> int:
         stop.set()
         if console is not None:
             console.close()
-        pool.terminate()
-        pool.join()
         if server is not None:
             server.terminate()
             try:
@@ -429,10 +447,61 @@ def main(argv=None) -> int:
                 server.wait(timeout=5)
         errlog.close()
 
-    idle = rows[0]["median"]
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=None,
+                        help="load window per load and run, split over its slices (default 4; quick 1)")
+    parser.add_argument("--pings", type=int, default=None,
+                        help="PINGs per load and run, split over its slices (default 40; quick 10)")
+    parser.add_argument("--interval", type=float, default=0.025, help="seconds between PINGs (default 0.025)")
+    parser.add_argument("--loads", type=parse_loads, default=None,
+                        help="comma-separated 9P connection counts (default 0,8,64; quick 0,8)")
+    parser.add_argument("--slices", type=int, default=None,
+                        help="slices per load and run, the loads taking turns (default 3; quick 2)")
+    parser.add_argument("--runs", type=int, default=1, help="fresh host-mode systems, one after another (default 1)")
+    parser.add_argument("--quick", action="store_true", help="1 s per load, 10 pings, loads 0 and 8, 2 slices")
+    parser.add_argument("--report", type=Path, help="rewrite the bench:fairness region of this file")
+    args = parser.parse_args(argv)
+    if args.seconds is None:
+        args.seconds = 1.0 if args.quick else 4.0
+    if args.pings is None:
+        args.pings = 10 if args.quick else 40
+    if args.loads is None:
+        args.loads = [0, 8] if args.quick else [0, 8, 64]
+    if args.slices is None:
+        args.slices = 2 if args.quick else 3
+    if 0 not in args.loads:
+        args.loads = [0, *args.loads]     # the ratios need the idle median of the same run
+    args.loads = list(dict.fromkeys(args.loads))     # one row per load: a repeated load would pair wrongly
+    args.seconds = max(0.1, min(args.seconds, 120.0))
+    args.pings = max(1, min(args.pings, 1000))
+    args.interval = max(0.0, min(args.interval, 1.0))
+    args.slices = max(1, min(args.slices, args.pings))
+    args.runs = max(1, args.runs)
+
+    command = (f"python3 bench/bench_fairness.py --seconds {args.seconds:g} --pings {args.pings} "
+               f"--interval {args.interval:g} --loads {','.join(map(str, args.loads))} --slices {args.slices}"
+               + (f" --runs {args.runs}" if args.runs > 1 else ""))
+
+    ctx = mp.get_context("fork")
+    stop, ready = ctx.Event(), ctx.Queue()
+    # The pool is forked before the server and the console exist, so no worker holds their sockets.
+    pool = ctx.Pool(max(1, max(args.loads)), initializer=_init_worker, initargs=(stop, ready))
+    slices: dict[int, list[dict]] = {conns: [] for conns in args.loads}
+    try:
+        for run in range(args.runs):
+            for conns, more in one_run(pool, stop, ready, args, run).items():
+                slices[conns] += more
+    finally:
+        pool.terminate()
+        pool.join()
+
+    rows = [combine(slices[conns]) for conns in args.loads]
+    idle = next(r for r in rows if r["conns"] == 0)
     for r in rows:
         print(f"summary: {r['conns']} connections: median {r['median']:.2f} ms, p95 {r['p95']:.2f} ms, "
-              f"median/idle {r['median'] / idle:.2f}x, target {verdict(r)}", flush=True)
+              f"median/idle {ratio_to_idle(r, idle)}, target {verdict(r)}", flush=True)
     region = render(rows, args, command)
     print(region)
     report_region(args.report, START, END, region)

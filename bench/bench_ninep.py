@@ -54,6 +54,8 @@ from nine_door import codec, tickets  # noqa: E402
 from nine_door import messages as m  # noqa: E402
 from nine_door.client import Client, SocketStreamTransport  # noqa: E402
 from bench_report import report_region  # noqa: E402
+# fmt_ratio and slice_ratio live in bench_spread; imported here for this bench and re-exported for its callers
+from bench_spread import fmt_ratio, slice_ratio  # noqa: E402,F401
 from svg_plot import line_chart  # noqa: E402
 
 START, END = "<!-- bench:ninep:start -->", "<!-- bench:ninep:end -->"
@@ -285,20 +287,6 @@ def summarize(cells: list[dict[str, list]]) -> dict:
     rates = {name: [r[0] for r in res] for name, res in slices.items()}
     return {"servers": servers, "nd_diod": slice_ratio(rates, "NineDoor", "diod"),
             "nd_floor": slice_ratio(rates, "NineDoor", "floor"), "floor_diod": slice_ratio(rates, "floor", "diod")}
-
-
-def slice_ratio(rates: dict[str, list[float]], a: str, b: str) -> tuple[float, float, float] | None:
-    """Server ``a`` against ``b`` from their alternating slices' rates (slice i against slice i):
-    (median, min, max) of the per-slice ratios; None when either was not measured. Shared by the benches
-    so every ratio comes with its spread."""
-    if a not in rates or b not in rates:
-        return None
-    values = [x / y for x, y in zip(rates[a], rates[b]) if y > 0]
-    return (statistics.median(values), min(values), max(values)) if values else None
-
-
-def fmt_ratio(r) -> str:
-    return "n/a" if r is None else f"{r[0]:.2f}× ({r[1]:.2f}–{r[2]:.2f})"
 
 
 # --- where one round trip's time goes (in-process, one thread) ------------------------------------

@@ -41,7 +41,8 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(HERE))
 
-from bench_ninep import cpu_s, fmt_ratio, free_port, slice_ratio, wait_port  # noqa: E402
+from bench_ninep import cpu_s, free_port, wait_port  # noqa: E402
+from bench_spread import fmt_ratio, slice_ratio  # noqa: E402
 from bench_report import report_region  # noqa: E402
 from cohsh.pool import Pool  # noqa: E402
 from nine_door import tickets  # noqa: E402

@@ -70,7 +70,8 @@ sys.path.insert(0, str(HERE))
 from bench_fairness import percentile  # noqa: E402
 from bench_report import report_region  # noqa: E402
 from bench_ninep import (ALL_CPUS, DIOD, _batch, connect, cpu_s, diod_cmd, floor_cmd,  # noqa: E402
-                         fmt_ratio, free_port, ninedoor_cmd, pin, slice_ratio, wait_port)
+                         free_port, ninedoor_cmd, pin, wait_port)
+from bench_spread import fmt_ratio, slice_ratio  # noqa: E402
 from nine_door import frame_v1, tickets  # noqa: E402
 from nine_door import messages as m  # noqa: E402
 
