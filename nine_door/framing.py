@@ -7,7 +7,8 @@ typed error, :class:`FramingError`, that says *why* the framing was lost and *wh
 
 - :class:`FrameReader`: the session's incremental splitter (whole frames, oversize frames reported with
   their tag and never buffered).
-- :class:`FrameBoundaries`: a counter the TCP listener runs over the raw stream, ahead of the session, so
+- :class:`FrameBoundaries`: a counter the TCP listener runs over the raw stream, ahead of the session (where
+  the input is not whole frames at a boundary: those the session counts itself as it executes them), so
   it can hand the session at most N frames at a time (fairness, SPEC §2.4) and knows the exact byte where
   a bad size field starts (everything before it is executed and answered before the close).
 - :func:`split_batch`: message transports, 1..N whole frames per message.

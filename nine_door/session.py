@@ -141,32 +141,17 @@ class Session:
             finally:
                 outstanding.done(1)
         out: list[bytes] = []
-        append = out.append
-        execute = self._execute
-        admit = outstanding.admit
         in_flight: set[int] = set()
-        window = self.door.config.tags_per_session
         try:
             if reader.idle and data.__class__ is bytes:
-                # Whole frames within msize are cut straight from the chunk (the TCP listener hands
-                # over whole frames, so the reader's buffer is left for what follows them: a partial
-                # frame, an oversize one to discard, or a size field that loses the framing). The
-                # limit is read per frame, so a Tversion applies to the frames behind it.
-                pos, end = 0, len(data)
-                while end - pos >= HEADER_SIZE:
-                    size = _U32_UNPACK(data, pos)[0]
-                    if size < HEADER_SIZE or size > reader.msize or end - pos < size:
-                        break
-                    frame = data[pos:pos + size]
-                    pos += size
-                    admit()                        # answered when the caller sends ``out``
-                    refusal = _admission(frame, in_flight, window)
-                    append(execute(frame) if refusal is None else self._error(codec.peek_tag(frame), refusal))
-                if pos == end:
+                pos = self._execute_whole(data, 0, len(data), in_flight, out)
+                if pos == len(data):
                     return out
-                data = data[pos:]
+                data = data[pos:]                  # what it stopped at: the reader's cases
             reader.push(data)
             pop = reader.pop
+            execute = self._execute
+            window = self.door.config.tags_per_session
             while True:
                 event = pop()
                 if event is None:
@@ -174,11 +159,51 @@ class Session:
                 outstanding.admit()                # answered when the caller sends ``out``
                 if event.__class__ is bytes:
                     refusal = _admission(event, in_flight, window)
-                    append(execute(event) if refusal is None else self._error(codec.peek_tag(event), refusal))
+                    out.append(execute(event) if refusal is None else self._error(codec.peek_tag(event), refusal))
                 else:                              # codec.Oversize: read and dropped (§3.10)
-                    append(self._error(event.tag, EMSGSIZE))
+                    out.append(self._error(event.tag, EMSGSIZE))
         finally:
             outstanding.done(len(out))
+
+    def feed_frames(self, data: bytes, start: int, max_frames: int) -> tuple[list[bytes], int]:
+        """Stream transport at a frame boundary: execute the whole frames of ``data`` from ``start``, at
+        most ``max_frames``, stopping before anything else (a partial or oversize frame, a bad size
+        field); returns the replies (in order, §3.12 as in :meth:`feed`) and the offset it stopped at.
+
+        Why: the TCP listener must count the frames it lets a connection execute (fairness, SPEC §2.4).
+        Walking a burst for its boundaries and then again to execute it cost ~2 300 instructions per
+        frame more than one walk doing both. What this stops at is handed to :meth:`feed` by the caller,
+        with its boundary tracker, which handles every case. Nothing is executed while the stream
+        reader holds bytes (not at a boundary)."""
+        out: list[bytes] = []
+        if not self._reader.idle:
+            return out, start
+        try:
+            return out, self._execute_whole(data, start, max_frames, set(), out)
+        finally:
+            self.door.outstanding.done(len(out))
+
+    def _execute_whole(self, data: bytes, pos: int, max_frames: int, in_flight: set, out: list) -> int:
+        """Admit and execute the whole frames within msize from ``pos`` (at most ``max_frames``), their
+        replies appended to ``out``; returns where it stopped. The limit is read per frame, so a
+        Tversion applies to the frames behind it."""
+        reader = self._reader
+        execute = self._execute
+        admit = self.door.outstanding.admit
+        window = self.door.config.tags_per_session
+        append = out.append
+        end = len(data)
+        while max_frames and end - pos >= HEADER_SIZE:
+            size = _U32_UNPACK(data, pos)[0]
+            if size < HEADER_SIZE or size > reader.msize or end - pos < size:
+                break
+            frame = data[pos:pos + size]
+            pos += size
+            max_frames -= 1
+            admit()                                # answered when the caller sends ``out``
+            refusal = _admission(frame, in_flight, window)
+            append(execute(frame) if refusal is None else self._error(codec.peek_tag(frame), refusal))
+        return pos
 
     def handle_message(self, message: bytes) -> list[bytes]:
         """Message transport: one message of 1..N whole frames in, one reply per frame out (§3.12)."""

@@ -9,9 +9,11 @@ Limits (docs/ninedoor.md, "Listener limits"):
 
 - Fairness (SPEC §2.4): the listener executes at most ``FRAMES_PER_ITERATION`` frames per pump iteration
   over all its connections, at most ``FRAMES_PER_SLICE`` from one connection before the next one with
-  work gets a turn. A :class:`~nine_door.framing.FrameBoundaries` tracker walks each received chunk ahead
-  of the session, so the session is handed whole slices of frames; the rest of the chunk waits (and the
-  socket is not read) until a later iteration. Other sources (serial, the TCP console, timers) run between
+  work gets a turn. At a frame boundary the session executes up to a slice of whole frames itself and
+  says where it stopped (:meth:`Session.feed_frames`, one walk of a burst); anything else (a partial,
+  oversize or broken frame) goes through a :class:`~nine_door.framing.FrameBoundaries` tracker that walks
+  the chunk ahead of the session, so the session is handed whole slices of frames. The rest of the chunk
+  waits (and the socket is not read) until a later iteration. Other sources (serial, the TCP console, timers) run between
   slices.
 - Back-pressure before execution: a connection with more than ``MAX_PENDING_OUT`` bytes of unsent
   replies executes nothing more until the client reads; at most one slice of replies is added past it.
@@ -261,6 +263,20 @@ class NinePListener:
             return                              # resumed from _flush once the client reads
         budget = self._budget
         limit = budget if budget < self.frames_per_slice else self.frames_per_slice
+        if conn.bounds.idle:
+            # At a frame boundary (a pipelined burst): the session counts the whole frames as it executes
+            # them, so the chunk is walked once. Whatever it stops at (a partial, oversize or broken
+            # frame) takes the boundary walk below: now when it is first, else in the next slice.
+            replies, pos = conn.session.feed_frames(inbuf, inpos, limit)
+            if replies:
+                self._budget = budget - len(replies)
+                if pos >= len(inbuf):
+                    conn.inbuf, conn.inpos = b"", 0
+                else:
+                    conn.inpos = pos
+                self._send(conn, replies[0] if len(replies) == 1 else b"".join(replies))
+                self._update_interest(conn)
+                return
         chunk = inbuf if inpos == 0 else memoryview(inbuf)[inpos:]
         cut, frames, lost = conn.bounds.advance(chunk, limit)
         self._budget = budget - frames

@@ -109,27 +109,38 @@ def spawn_worker(pool: Pool) -> str:
 
 def kill_after_twrites(system, ports: set[int], n: int) -> dict:
     """Close (server side) the first of these connections to have executed ``n`` Twrites, before the
-    replies to its last slice are sent."""
+    replies to its last slice are sent. Both of the session's stream entry points are wrapped: the
+    listener hands whole frames at a boundary to ``feed_frames`` and everything else to ``feed``."""
     listener = system.task.ninep_listener
     state = {"seen": 0, "killed": 0}
+
+    def executed(data: bytes, start: int, end: int) -> None:
+        pos = start
+        while pos + 5 <= end:
+            size = struct.unpack_from("<I", data, pos)[0]
+            state["seen"] += data[pos + 4] == TWRITE
+            pos += max(size, 7)
+        if not state["killed"] and state["seen"] >= n:
+            state["killed"] += 1
+            raise FramingLost("test: connection killed server-side")
+
     for conn in list(listener.conns.values()):
         if int(conn.peer.rsplit(":", 1)[1]) not in ports:
             continue
-        original = conn.session.feed
+        session = conn.session
 
-        def feed(data: bytes, original=original) -> list[bytes]:
+        def feed(data: bytes, original=session.feed) -> list[bytes]:
             replies = original(data)
-            pos = 0
-            while pos + 5 <= len(data):
-                size = struct.unpack_from("<I", data, pos)[0]
-                state["seen"] += data[pos + 4] == TWRITE
-                pos += max(size, 7)
-            if not state["killed"] and state["seen"] >= n:
-                state["killed"] += 1
-                raise FramingLost("test: connection killed server-side")
+            executed(data, 0, len(data))
             return replies
 
-        conn.session.feed = feed
+        def feed_frames(data: bytes, start: int, max_frames: int, original=session.feed_frames):
+            replies, stop = original(data, start, max_frames)
+            executed(data, start, stop)
+            return replies, stop
+
+        session.feed = feed
+        session.feed_frames = feed_frames
     return state
 
 

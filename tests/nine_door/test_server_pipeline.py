@@ -237,6 +237,48 @@ def test_listener_answers_a_read_with_one_write_and_queues_the_rest(accept):
     assert all(isinstance(r, m.Rwalk) and len(r.qids) == 2 for r in got)
 
 
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.integers(0, len(_STREAM_PARTS) - 1), min_size=1, max_size=24),
+       st.lists(st.integers(0, 100_000), max_size=8), st.integers(1, 5), st.integers(1, 8), st.booleans())
+def test_the_listener_answers_any_chunking_under_any_budget_as_one_frame_at_a_time(
+        kinds, cuts, per_slice, per_iteration, broken_tail):
+    """The listener's two walks — the session's own over whole frames at a boundary, the boundary
+    tracker's for everything else — and its fairness budgets change nothing a client sees: the replies
+    are those of one frame at a time, and a bad size field after them closes the connection (framing)
+    once they are sent."""
+    frames = [_STREAM_PARTS[kind](tag) for tag, kind in enumerate(kinds, start=1)]
+    data = b"".join(frames) + (struct.pack("<I", 3) if broken_tail else b"")
+    points = sorted({c % (len(data) + 1) for c in cuts} | {0, len(data)})
+    door, _, _ = make_door(PIPELINED)
+    pump = _FakePump()
+    audit: list[str] = []
+    listener = NinePListener(pump, door, "127.0.0.1", 0, audit.append, frames_per_iteration=per_iteration,
+                             frames_per_slice=per_slice)
+    sock = _FakeSock(b"")
+    sock.incoming.clear()
+    conn = _Conn(1, sock, "127.0.0.1:1", _tcp_queen(door))
+    listener.conns[1] = conn
+    for a, b in zip(points, points[1:]):
+        sock.incoming.append(data[a:b])
+        for _ in range(10_000):                      # pump iterations until this chunk is served
+            if 1 not in listener.conns or not (sock.incoming or conn.has_input):
+                break
+            pump.iterations += 1
+            deferred, pump.deferred = pump.deferred, []
+            for callback in deferred:
+                callback()
+            if not conn.has_input and sock.incoming:
+                listener._on_readable(conn)
+        else:
+            raise AssertionError("the listener stopped making progress")
+    door_b, _, _ = make_door(PIPELINED)
+    single = _tcp_queen(door_b)
+    want = [reply for frame in frames for reply in single.feed(frame)]
+    assert codec.split_batch(b"".join(sock.sends)) == want if want else not sock.sends
+    assert (1 not in listener.conns) == broken_tail
+    assert any("reason=framing" in line for line in audit) == broken_tail
+
+
 # -- walk memo: every input change is seen ----------------------------------------------------------
 def ctl(raw: Raw, text: str) -> int:
     return raw.append("/queen/ctl", text.encode())
