@@ -62,3 +62,21 @@ def test_raw_bursts_check_type_tag_and_size_against_the_floor(floor):
 def test_slice_ratio_pairs_slices_and_reports_their_spread():
     assert slice_ratio({"a": [2.0, 3.0, 8.0], "b": [1.0, 1.0, 2.0]}, "a", "b") == (3.0, 2.0, 4.0)
     assert slice_ratio({"a": [1.0]}, "a", "b") is None
+
+
+def test_pipelined_headroom_compares_the_protocol_work_with_what_the_goal_leaves():
+    """Only unmet multi-session pipelined goals get a line; the arithmetic is per request (3 per op):
+    2× of diod's 100 000 ops/s allows 1e6 / 600 000 µs per request; the floor's 3 µs CPU per op is 1 µs
+    per request."""
+    from bench_ninep import pipelined_headroom
+
+    def row(sessions, goal, nd_diod):
+        servers = {"NineDoor": (150_000.0, 4.0), "diod": (100_000.0, 20.0), "floor": (300_000.0, 3.0)}
+        return (("walk_p", "pipelined", sessions, goal), {"servers": servers, "nd_diod": (nd_diod, nd_diod, nd_diod)})
+
+    rows = [row(1, 4.0, 1.5), row(4, 2.0, 2.1), row(16, 2.0, 1.5), row(64, None, 1.0)]
+    lines = pipelined_headroom(rows, {"session_pipelined": 0.5})
+    assert len(lines) == 1 and lines[0].startswith("16 sessions:")
+    assert "allows 1.67 µs" in lines[0] and "takes 1.00 µs" in lines[0] and "leaves 0.67 µs" in lines[0]
+    assert lines[0].endswith("within what is left.")
+    assert pipelined_headroom(rows, {"session_pipelined": 0.9})[0].endswith("more than is left.")
