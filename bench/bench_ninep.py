@@ -517,7 +517,7 @@ def start_servers(tmp: str, no_diod: bool) -> tuple[dict, list[subprocess.Popen]
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3.0, help="measuring window per cell, server and run")
-    parser.add_argument("--runs", type=int, default=2, help="repeat every row this many times (fresh order)")
+    parser.add_argument("--runs", type=int, default=4, help="repeat every row this many times (fresh order; default 4)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 0.3 s cells, one run")
     parser.add_argument("--report", type=Path, help="rewrite the bench:ninep region of this file")
     parser.add_argument("--no-diod", action="store_true", help="measure NineDoor and the floor only")
