@@ -487,7 +487,8 @@ def decode(frame: bytes):
 def decode_framed(frame: bytes):
     """:func:`decode` for a frame that framing has already cut: ``bytes`` whose size field equals its
     length (≥ 7). Every frame a session executes comes that way (``FrameReader``, ``split_batch``,
-    the one-frame checks of ``Session.feed`` and the TCP listener), so the header checks are not
+    ``Session._execute_whole``'s checked cut, the one-frame checks of ``Session.feed`` and the TCP
+    listener), so the header checks are not
     repeated per request; the body checks are the same."""
     fn = _REQUEST_DECODERS.get(frame[4])
     if fn is None:

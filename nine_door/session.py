@@ -315,7 +315,8 @@ class Session:
         """One whole frame in, its reply frame out; no exception escapes but framing loss.
 
         ``frame`` is ``bytes`` whose size field equals its length: every caller has it from framing
-        (the reader, ``split_batch`` or the one-frame check), so the decode skips the header checks."""
+        (the reader, ``split_batch``, the checked cut of :meth:`_execute_whole` or the one-frame check),
+        so the decode skips the header checks."""
         stats = self.stats
         stats.requests += 1
         try:
