@@ -22,7 +22,9 @@ from nine_door.errors import FramingLost
 from nine_door.messages import HEADER_SIZE, MAX_FRAME
 
 _U32 = struct.Struct("<I")
-_U32_UNPACK = _U32.unpack_from
+# A frame's size field at an offset: ``size_field(buf, pos)[0]``. One reader for every layer that looks
+# at frame boundaries (this module, the session's whole-frame cut, the listener's one-frame check).
+size_field = _U32_UNPACK = _U32.unpack_from
 
 # FramingError.reason values
 SIZE_TOO_SMALL = "size-too-small"      # size field < 7 (cannot even hold the header)

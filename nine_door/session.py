@@ -26,7 +26,6 @@ than a refusal with Rlerror EIO, logs ``9p request failed type=<T> errno=5 error
 """
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass, field
 from time import monotonic_ns as _monotonic_ns
 
@@ -42,6 +41,7 @@ from .messages import (GETATTR_BASIC, HEADER_SIZE, IOHDRSZ, NOFID, NOTAG, O_ACCM
                        O_TRUNC, O_WRONLY, TFLUSH, V9FS_MAGIC, VERSION_9P2000L, VERSION_UNKNOWN, Tattach,
                        Tauth, Tclunk, Tflush, Tgetattr, Tlopen, Tread, Treaddir, Tstatfs, Tversion, Twalk,
                        Twrite, Unsupported)
+from .framing import size_field
 from .namespace import Identity, MountEntry, SessionView, parse_abs_path, rights
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -131,7 +131,7 @@ class Session:
         reader = self._reader
         outstanding = self.door.outstanding
         if reader.idle and data.__class__ is bytes and len(data) >= HEADER_SIZE \
-                and _U32_UNPACK(data)[0] == len(data) <= reader.msize:
+                and size_field(data)[0] == len(data) <= reader.msize:
             # Exactly one whole frame and nothing buffered: the one-request-at-a-time client. The
             # reader would hand back ``data`` itself; one frame alone is always inside the window
             # (tags_per_session ≥ 1) and has no in-flight tag to clash with.
@@ -194,7 +194,7 @@ class Session:
         append = out.append
         end = len(data)
         while max_frames and end - pos >= HEADER_SIZE:
-            size = _U32_UNPACK(data, pos)[0]
+            size = size_field(data, pos)[0]
             if size < HEADER_SIZE or size > reader.msize or end - pos < size:
                 break
             frame = data[pos:pos + size]
@@ -526,7 +526,6 @@ class Session:
 
 
 _decode = codec.decode_framed            # _execute's frames come from framing (see there)
-_U32_UNPACK = struct.Struct("<I").unpack_from
 
 
 def _admission(frame: bytes, in_flight: set, window: int) -> int | None:

@@ -29,17 +29,15 @@ from __future__ import annotations
 
 import collections
 import socket
-import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .errors import FramingLost
-from .framing import FrameBoundaries
+from .framing import FrameBoundaries, size_field
 from .messages import HEADER_SIZE
 from .server import ChannelBinding, NineDoor
 from .sockio import drain, recv_step, update_interest
 
-_U32_UNPACK = struct.Struct("<I").unpack_from
 MAX_CONNECTIONS = 64
 ACCEPT_BATCH = 64          # SPEC §2.4: at most 64 work items per callback
 FRAMES_PER_ITERATION = 64  # SPEC §2.4: frames the listener executes per pump iteration, all connections
@@ -199,7 +197,7 @@ class NinePListener:
             self._close(conn, data)
             return
         if not self._runq and self._take_budget() > 0 and conn.bounds.idle and len(data) >= HEADER_SIZE \
-                and _U32_UNPACK(data)[0] == len(data):
+                and size_field(data)[0] == len(data):
             self._serve_one_frame(conn, data)   # one request in flight, nobody waiting: the usual case
             return
         conn.inbuf, conn.inpos = data, 0
