@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import re
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from nine_door import codec
 from nine_door import errors as E
 from nine_door import messages as m
@@ -125,3 +128,19 @@ def test_the_server_publishes_exactly_the_proc_files_the_compiler_lists():
     for directory in ("9p", "ingest"):
         found += [f"/proc/{directory}/{name}" for name in q.ls(f"/proc/{directory}")]
     assert tuple(sorted(found)) == bootstrap.PROC_NODES
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.integers(1, 5)), max_size=40))
+def test_the_outstanding_peak_is_the_running_maximum_whenever_it_is_read(steps):
+    """The gauge records its peak only in ``done`` (so the session can admit with ``current += 1``); read
+    at any moment, the peak must still be the greatest ``current`` so far."""
+    from nine_door.observability import Outstanding
+    gauge, highest = Outstanding(), 0
+    for admit, n in steps:
+        if admit:
+            gauge.admit(n) if n % 2 else setattr(gauge, "current", gauge.current + n)   # both ways in
+        else:
+            gauge.done(min(n, gauge.current))
+        highest = max(highest, gauge.current)
+        assert gauge.peak == highest
