@@ -186,14 +186,18 @@ class RawBurst:
         self._buf = buf[pos:]
 
 
+def pipelined_requests(root: int) -> list[list]:
+    """One op of the pipelined rows: DEPTH Twalks from ``root``, then DEPTH Tgetattrs, then DEPTH Tclunks
+    of the walked fids, each list one burst."""
+    fids = range(100, 100 + DEPTH)
+    return [[m.Twalk(i + 1, root, f, PATH) for i, f in enumerate(fids)],
+            [m.Tgetattr(i + 1, f, m.GETATTR_BASIC) for i, f in enumerate(fids)],
+            [m.Tclunk(i + 1, f) for i, f in enumerate(fids)]]
+
+
 def _raw_bursts(client: Client, key: str) -> list[RawBurst]:
     """The bursts of one op of a raw workload, over the client's socket."""
-    sock = client.transport.sock
-    root = client.root
-    fids = range(100, 100 + DEPTH)
-    return [RawBurst(sock, [m.Twalk(i + 1, root, f, PATH) for i, f in enumerate(fids)]),
-            RawBurst(sock, [m.Tgetattr(i + 1, f, m.GETATTR_BASIC) for i, f in enumerate(fids)]),
-            RawBurst(sock, [m.Tclunk(i + 1, f) for i, f in enumerate(fids)])]
+    return [RawBurst(client.transport.sock, requests) for requests in pipelined_requests(client.root)]
 
 
 def pin(pid: int, cpus: set[int]) -> None:
@@ -323,14 +327,16 @@ def round_trip_budget(rounds: int = 20000) -> dict[str, float]:
     if any(round_trip(f)[4] == m.RLERROR for f in frames):
         raise RuntimeError("round-trip budget: a request failed")
 
-    def per_request(step) -> float:
+    def per_request(step, items=frames, per_item: int = 1) -> float:
+        """Best of 3 of µs per request of ``step`` over ``items`` (``per_item`` requests each)."""
         best = float("inf")
+        loops = max(1, rounds // (3 * per_item))
         for _ in range(3):
             t0 = time.perf_counter()
-            for _ in range(rounds // 3):
-                for frame in frames:
-                    step(frame)
-            best = min(best, (time.perf_counter() - t0) / (rounds // 3) / len(frames) * 1e6)
+            for _ in range(loops):
+                for item in items:
+                    step(item)
+            best = min(best, (time.perf_counter() - t0) / loops / (len(items) * per_item) * 1e6)
         return best
 
     def sockets_only(frame: bytes) -> None:
@@ -341,27 +347,13 @@ def round_trip_budget(rounds: int = 20000) -> dict[str, float]:
 
     # The pipelined rows' protocol work alone: Session.feed of the bench's bursts (16 Twalk, then 16
     # Tgetattr, then 16 Tclunk), per request — what a server with NineDoor's checks cannot do without.
-    fids = range(100, 100 + DEPTH)
-    bursts = [b"".join(codec.encode(r) for r in rs) for rs in (
-        [m.Twalk(i + 1, 0, f, PATH) for i, f in enumerate(fids)],
-        [m.Tgetattr(i + 1, f, m.GETATTR_BASIC) for i, f in enumerate(fids)],
-        [m.Tclunk(i + 1, f) for i, f in enumerate(fids)])]
+    bursts = [b"".join(codec.encode(r) for r in requests) for requests in pipelined_requests(0)]
     if any(reply[4] == m.RLERROR for b in bursts for reply in session.feed(b)):
         raise RuntimeError("round-trip budget: a pipelined request failed")
 
-    def per_burst_request() -> float:
-        best = float("inf")
-        for _ in range(3):
-            t0 = time.perf_counter()
-            for _ in range(rounds // (3 * DEPTH)):
-                for burst in bursts:
-                    session.feed(burst)
-            best = min(best, (time.perf_counter() - t0) / (rounds // (3 * DEPTH)) / (3 * DEPTH) * 1e6)
-        return best
-
     result = {"sockets": per_request(sockets_only), "ninedoor": per_request(round_trip),
               "session": per_request(session.feed), "decode": per_request(codec.decode),
-              "session_pipelined": per_burst_request()}
+              "session_pipelined": per_request(session.feed, bursts, DEPTH)}
     client.close()
     pump.run_once(0.1)
     listener.stop()

@@ -468,34 +468,28 @@ def _bad_header(frame: bytes) -> DecodeError:
     return DecodeError(f"size field {size} != frame length {len(frame)}", tag)
 
 
-# decode()/decode_reply() check the header inline (no helper call: this runs for every frame).
 def decode(frame: bytes):
-    """Decode one request frame (server side); see the module docstring."""
+    """Decode one request frame (server side); see the module docstring. The header checks, then
+    :func:`decode_framed` (the server's sessions call that directly: their frames come from framing)."""
     if type(frame) is not bytes:
         frame = bytes(frame)
-    if len(frame) < HEADER_SIZE:
+    if len(frame) < HEADER_SIZE or _U32.unpack_from(frame)[0] != len(frame):
         raise _bad_header(frame)
-    size, mtype, tag = _HDR.unpack_from(frame)
-    if size != len(frame):
-        raise _bad_header(frame)
-    fn = _REQUEST_DECODERS.get(mtype)
-    if fn is None:
-        return _NEW[Unsupported](mtype, tag)
-    return fn(frame, tag)
+    return decode_framed(frame)
 
 
 def decode_framed(frame: bytes):
     """:func:`decode` for a frame that framing has already cut: ``bytes`` whose size field equals its
     length (≥ 7). Every frame a session executes comes that way (``FrameReader``, ``split_batch``,
     ``Session._execute_whole``'s checked cut, the one-frame checks of ``Session.feed`` and the TCP
-    listener), so the header checks are not
-    repeated per request; the body checks are the same."""
+    listener), so the header checks are not repeated per request; the body checks are the same."""
     fn = _REQUEST_DECODERS.get(frame[4])
     if fn is None:
         return _NEW[Unsupported](frame[4], frame[5] | (frame[6] << 8))
     return fn(frame, frame[5] | (frame[6] << 8))
 
 
+# decode_reply() checks the header inline (no helper call: a client decodes every reply).
 def decode_reply(frame: bytes):
     """Decode one reply frame (client side); unknown type bytes raise :class:`DecodeError`."""
     if type(frame) is not bytes:

@@ -207,7 +207,7 @@ class NinePListener:
     def _serve_one_frame(self, conn: _Conn, frame: bytes) -> None:
         """A chunk that is exactly one whole frame (a client with one request in flight): what
         :meth:`_serve_slice` would do, without walking the chunk for boundaries (the tracker is idle
-        before and after it) or slicing it. Its size field is checked by the session's reader."""
+        before and after it) or slicing it. The session checks it against msize (``Session.feed``)."""
         if len(conn.out) > self.max_pending_out:
             conn.inbuf, conn.inpos = frame, 0     # resumed from _flush once the client reads
             self._update_interest(conn)
@@ -268,22 +268,15 @@ class NinePListener:
             replies, pos = conn.session.feed_frames(inbuf, inpos, limit)
             if replies:
                 self._budget = budget - len(replies)
-                if pos >= len(inbuf):
-                    conn.inbuf, conn.inpos = b"", 0
-                else:
-                    conn.inpos = pos
-                self._send(conn, replies[0] if len(replies) == 1 else b"".join(replies))
+                self._consumed(conn, pos)
+                self._send_replies(conn, replies)
                 self._update_interest(conn)
                 return
         chunk = inbuf if inpos == 0 else memoryview(inbuf)[inpos:]
         cut, frames, lost = conn.bounds.advance(chunk, limit)
         self._budget = budget - frames
         piece = chunk if cut == len(chunk) and inpos == 0 else bytes(chunk[:cut])
-        inpos += cut
-        if lost is not None or inpos >= len(inbuf):
-            conn.inbuf, conn.inpos = b"", 0
-        else:
-            conn.inpos = inpos
+        self._consumed(conn, len(inbuf) if lost is not None else inpos + cut)   # nothing after a loss runs
         if piece and not self._execute(conn, piece):
             return
         if lost is not None:
@@ -300,8 +293,20 @@ class NinePListener:
             self._close(conn, "framing")
             return False
         if replies:
-            self._send(conn, replies[0] if len(replies) == 1 else b"".join(replies))
+            self._send_replies(conn, replies)
         return True
+
+    @staticmethod
+    def _consumed(conn: _Conn, end: int) -> None:
+        """The received chunk up to ``end`` has been handed to the session: keep only what follows."""
+        if end >= len(conn.inbuf):
+            conn.inbuf, conn.inpos = b"", 0
+        else:
+            conn.inpos = end
+
+    def _send_replies(self, conn: _Conn, replies: list[bytes]) -> None:
+        """One slice's replies in one write (see :meth:`_send`)."""
+        self._send(conn, replies[0] if len(replies) == 1 else b"".join(replies))
 
     def _send(self, conn: _Conn, data: bytes) -> None:
         """All replies to one slice go out in one write. With nothing queued (the usual case) they
